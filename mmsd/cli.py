@@ -1,0 +1,62 @@
+"""The `mmsd` command line: a thin layer over the package.
+
+Each subcommand lives in its own module, which defines `add_arguments(parser)` and
+`run(args) -> int`; the module is imported only when its command runs, so
+`mmsd --help` stays fast and a broken optional part cannot break the others.
+Errors the user can act on print as one line (`mmsd: error: ...`); set
+MMSD_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from mmsd.errors import MmsdError
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("mmsd.synth.generate", "write the synthetic RAVDESS-like talking-head corpus"),
+    "prepare": ("mmsd.prepare", "turn a RAVDESS-layout corpus into a training cache"),
+    "demo": ("mmsd.demo", "run the built-in demonstration"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmsd",
+        description="Soft decoding of very low bit-rate talking-head video (MMSD-Net).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        _top_parser().parse_args(argv)  # prints usage or help and exits
+        return 2
+    name, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"mmsd {name}", description=help_text)
+    try:
+        module = importlib.import_module(module_name)
+        module.add_arguments(parser)
+        args = parser.parse_args(rest)
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("mmsd: interrupted", file=sys.stderr)
+        return 130
+    except (MmsdError, ValueError, OSError) as exc:
+        if os.environ.get("MMSD_DEBUG"):
+            raise
+        print(f"mmsd {name}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
