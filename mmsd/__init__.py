@@ -6,3 +6,12 @@ Shape legend used across the package (arrays are (H, W); frame sizes are written
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # lazy, so that `import mmsd` (and `mmsd --help`) does not load torch, PyAV and librosa
+    if name == "Restorer":
+        from mmsd.restore import Restorer
+
+        return Restorer
+    raise AttributeError(f"module 'mmsd' has no attribute {name!r}")

@@ -22,6 +22,7 @@ short audio) are all-zero, so "no audio" reads as a constant input.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -41,13 +42,17 @@ class MfccConfig:
     fmax: float = 8000.0
 
 
-def vector_centres(num_frames: int, fps: Fraction, cfg: MfccConfig = MfccConfig()) -> np.ndarray:
+def vector_centres(
+    num_frames: int, fps: Fraction, cfg: MfccConfig = MfccConfig(), *, first_frame: int = 0
+) -> np.ndarray:
     """Sample index of each vector's window centre: int64 (T * K,), vector (t, k) at t * K + k.
 
     Exact rational arithmetic: round(sample_rate * (t + (k + 0.5)/K) / fps), halves rounded up.
+    ``first_frame`` gives the centres of frames first_frame .. first_frame + T - 1 instead.
     """
     fps = Fraction(fps)
-    half_steps = 2 * np.arange(num_frames * cfg.per_frame, dtype=np.int64) + 1  # 2(tK + k) + 1
+    first = first_frame * cfg.per_frame
+    half_steps = 2 * np.arange(first, first + num_frames * cfg.per_frame, dtype=np.int64) + 1  # 2(tK + k) + 1
     numerator = half_steps * cfg.sample_rate * fps.denominator
     denominator = 2 * cfg.per_frame * fps.numerator
     return (2 * numerator + denominator) // (2 * denominator)
@@ -77,6 +82,90 @@ def mfcc_for_frames(
     if centres.size:
         out[: centres.size] = _mfcc_at(samples, centres, cfg)
     return out.reshape(num_frames, cfg.per_frame, cfg.n_mfcc)
+
+
+def mfcc_for_frame_range(
+    samples: np.ndarray,
+    start: int,
+    first_frame: int,
+    num_frames: int,
+    fps: Fraction,
+    cfg: MfccConfig = MfccConfig(),
+    *,
+    total: int | None = None,
+) -> np.ndarray:
+    """MFCC of frames first_frame .. first_frame + T - 1 from a chunk of the audio, for streaming.
+
+    Args:
+        samples: mono float32 (S,) chunk; samples[i] is sample ``start + i`` of the whole audio.
+        total: the whole audio's length when the chunk reaches its end (vectors centred at or
+            past it are zero); None when the audio goes on, so the chunk must hold every window.
+    Returns:
+        float32 (T, K, M), equal to ``mfcc_for_frames(audio, ...)[first_frame : first_frame + T]``.
+    Raises:
+        ValueError if the chunk misses part of a window it needs.
+    """
+    samples = np.asarray(samples, np.float32).reshape(-1)
+    out = np.zeros((num_frames * cfg.per_frame, cfg.n_mfcc), np.float32)
+    if num_frames == 0:
+        return out.reshape(0, cfg.per_frame, cfg.n_mfcc)
+    half = cfg.n_fft // 2
+    centres = vector_centres(num_frames, fps, cfg, first_frame=first_frame)
+    if total is not None:
+        centres = centres[centres < total]
+    if centres.size:
+        low, high = int(centres[0]) - half, int(centres[-1]) + half  # the windows' span [low, high)
+        need_low, need_high = max(low, 0), high if total is None else min(high, total)
+        if need_low < start or need_high > start + samples.size:
+            raise ValueError(
+                f"audio chunk {start}..{start + samples.size} misses samples {need_low}..{need_high}"
+                f" needed for frames {first_frame}..{first_frame + num_frames - 1}"
+            )
+        local = np.zeros(high - low, np.float32)  # local[j] = sample low + j, zero outside the audio
+        local[need_low - low : need_high - low] = samples[need_low - start : need_high - start]
+        out[: centres.size] = _mfcc_at(local, centres - low, cfg)
+    return out.reshape(num_frames, cfg.per_frame, cfg.n_mfcc)
+
+
+def iter_mfcc(
+    chunks: Iterable[np.ndarray], fps: Fraction, cfg: MfccConfig = MfccConfig(), *, frames_per_step: int = 32
+) -> Iterator[np.ndarray]:
+    """Per-frame MFCC (K, M) from audio that arrives in chunks, in constant memory.
+
+    ``chunks`` yields consecutive mono float32 pieces of any length (sample 0 at the first
+    frame's start). Frame t gets the same vectors as ``mfcc_for_frames(audio, ...)[t]``.
+    The iterator is endless: once the audio has ended it yields zeros, as for missing audio,
+    so zip it with the video frames. Audio is pulled only as far as the next
+    ``frames_per_step`` frames' windows reach.
+    """
+    if frames_per_step < 1:
+        raise ValueError(f"frames_per_step must be >= 1, got {frames_per_step}")
+    fps = Fraction(fps)
+    half = cfg.n_fft // 2
+    chunks = iter(chunks)
+    buffer, buffer_start = np.zeros(0, np.float32), 0  # buffer[i] is sample buffer_start + i
+    total: int | None = None  # the audio's length, once the chunks have run out
+    frame = 0
+    while total is None or vector_centres(1, fps, cfg, first_frame=frame)[0] < total:
+        need = int(vector_centres(frames_per_step, fps, cfg, first_frame=frame)[-1]) + half
+        pieces, have = [buffer], buffer_start + buffer.size
+        while total is None and have < need:
+            chunk = next(chunks, None)
+            if chunk is None:
+                total = have
+                break
+            pieces.append(np.asarray(chunk, np.float32).reshape(-1))
+            have += pieces[-1].size
+        if len(pieces) > 1:
+            buffer = np.concatenate(pieces)
+        yield from mfcc_for_frame_range(buffer, buffer_start, frame, frames_per_step, fps, cfg, total=total)
+        frame += frames_per_step
+        drop = min(buffer.size, int(vector_centres(1, fps, cfg, first_frame=frame)[0]) - half - buffer_start)
+        if drop > 0:
+            buffer, buffer_start = buffer[drop:], buffer_start + drop
+    silence = np.zeros((cfg.per_frame, cfg.n_mfcc), np.float32)
+    while True:
+        yield silence
 
 
 def _mfcc_at(samples: np.ndarray, centres: np.ndarray, cfg: MfccConfig) -> np.ndarray:

@@ -1,0 +1,523 @@
+"""The Restorer API: streaming soft decoding of a decoded low-resolution video.
+
+    from mmsd.restore import Restorer
+
+    restorer = Restorer("mmsd")                      # shipped name, a .safetensors path, or "bicubic"
+    report = restorer.restore_file("low.mp4", "restored.mp4")
+    print(report.frames, report.fps)
+
+Choices:
+
+* Window. Frame t is restored from frames t-N..t+N (N = the model config's ``radius``;
+  ``causal`` models use t-2N..t), indices outside the video replicated from the first or
+  last frame, exactly as the training cache builds windows. MFCC windows follow the
+  same indices.
+* Streaming. Frames, audio and MFCC are pulled lazily: at most batch + 2N frames (and
+  the audio of their windows) are held at once, so memory does not grow with length.
+* Inputs a model does not use (config ``audio`` / ``emotion`` false or absent) are
+  passed as None. A model that uses audio gets all-zero MFCC for a file without audio
+  (what `mmsd.audio` gives for missing audio, and what training saw for silent clips);
+  one that uses emotion gets the neutral state when none is given.
+* Output. x264 at CRF 12 (preset fast) by default: the restoration, not the re-encode,
+  should decide the quality. The input's first audio stream is copied packet for
+  packet (no re-encode) into the same atomic write, interleaved with the video.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+import mmsd
+import mmsd.models as models
+from mmsd import emotions, sideinfo, weights
+from mmsd.audio import MfccConfig, iter_mfcc
+from mmsd.codec import CodecError, VideoWriter, probe, read_frames
+from mmsd.errors import MmsdError
+from mmsd.models.bicubic import Bicubic, BicubicConfig
+
+WEIGHTS_DIR = Path(mmsd.__file__).resolve().parent.parent / "weights"
+DEFAULT_MODEL = "mmsd"
+BUILTIN = "bicubic"  # needs no weights file
+
+
+def shipped_models() -> list[str]:
+    """Names accepted by ``Restorer(name)``: ``bicubic`` and every weights/<name>.safetensors."""
+    found = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
+    return [BUILTIN, *found]
+
+
+@dataclass
+class DecodeReport:
+    """What `Restorer.restore_file` did. ``fps`` is end to end (decode, restore, encode);
+    ``peak_rss_mb`` is the process's peak resident memory so far (getrusage), not this call's alone."""
+
+    output: Path
+    frames: int
+    seconds: float
+    fps: float
+    peak_rss_mb: float
+    width: int
+    height: int
+    model: str
+    emotion_source: str  # "argument", "side information", "neutral (default)" or "unused"
+    audio: str  # "copied", "none"
+    warnings: list[str] = field(default_factory=list)
+
+
+class Restorer:
+    """A restoration network with its window, audio and emotion settings, ready for inference.
+
+    Args:
+        model: a shipped name (``shipped_models()``), a path to a model file written by
+            `mmsd.weights.save_model`, ``"bicubic"``, or an ``nn.Module`` (then ``config`` is
+            required: a dict with at least ``radius`` and ``causal``).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        batch_size: frames restored per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | nn.Module = DEFAULT_MODEL,
+        *,
+        config: dict | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 4,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        self.device = _device(device)
+        self.batch_size = batch_size
+        if isinstance(model, nn.Module):
+            if config is None:
+                raise ValueError("Restorer(nn.Module) needs config= (a dict with radius and causal)")
+            self.name, self.config, network = type(model).__name__.lower(), dict(config), model
+        else:
+            self.name, self.config, network = _load(model)
+        self.model = network.to(self.device).eval()
+        self.radius = int(self.config.get("radius", 2))
+        self.causal = bool(self.config.get("causal", False))
+        self.scale = int(self.config.get("scale", 4))
+        self.uses_audio = bool(self.config.get("audio", False))
+        self.uses_emotion = bool(self.config.get("emotion", False))
+        self.mfcc_config = MfccConfig(
+            per_frame=int(self.config.get("mfcc_per_frame", MfccConfig.per_frame)),
+            n_mfcc=int(self.config.get("n_mfcc", MfccConfig.n_mfcc)),
+        )
+
+    @property
+    def offsets(self) -> range:
+        """Window offsets relative to the restored frame: -N..N, or -2N..0 when causal."""
+        return range(-2 * self.radius, 1) if self.causal else range(-self.radius, self.radius + 1)
+
+    def restore_frames(
+        self,
+        frames: Iterable[np.ndarray],
+        *,
+        mfcc: Iterable[np.ndarray] | None = None,
+        emotion: int | str | emotions.EmotionState | Iterable[int] | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Restore a stream of frames, lazily, one output per input frame.
+
+        Args:
+            frames: (H, W, 3) uint8 RGB LR frames, all the same size.
+            mfcc: per-frame MFCC, (K, M) float32 each (an iterable or a (T, K, M) array);
+                at least as many as frames. None: silence (zeros) if the model uses audio.
+            emotion: one state for every frame (id, name or EmotionState), or an iterable of
+                per-frame state ids. None: neutral if the model uses emotion.
+        Yields:
+            (scale * H, scale * W, 3) uint8 RGB restored frames, in order.
+        """
+        frames = iter(frames)
+        features = iter(mfcc) if (self.uses_audio and mfcc is not None) else None
+        states = _state_iter(emotion) if self.uses_emotion else None
+        lookahead = 0 if self.causal else self.radius
+        window: deque[tuple[torch.Tensor, np.ndarray | None, int | None]] = deque()  # (frame, MFCC, state)
+        base = 0  # index of window[0]
+        total: int | None = None  # number of frames, once the input has run out
+        done = 0  # frames restored so far
+        size: tuple[int, int] | None = None  # (H, W) of the first frame
+        while True:
+            while total is None and base + len(window) < done + self.batch_size + lookahead:
+                frame = next(frames, None)
+                if frame is None:
+                    total = base + len(window)
+                    break
+                index = base + len(window)
+                frame = _check_frame(frame, index, size)
+                size = frame.shape[:2]
+                vectors = self._next_mfcc(features, index) if self.uses_audio else None
+                state = next(states) if states is not None else None
+                window.append((torch.from_numpy(frame).permute(2, 0, 1), vectors, state))  # (3, H, W) uint8
+            available = total if total is not None else base + len(window) - lookahead
+            count = min(self.batch_size, available - done)
+            if count <= 0:
+                return
+            yield from self._run(window, base, done, count, total)
+            done += count
+            while base < done + self.offsets[0]:  # frames no later window needs
+                window.popleft()
+                base += 1
+
+    def _next_mfcc(self, features: Iterator[np.ndarray] | None, index: int) -> np.ndarray:
+        k, m = self.mfcc_config.per_frame, self.mfcc_config.n_mfcc
+        if features is None:
+            return np.zeros((k, m), np.float32)
+        vectors = next(features, None)
+        if vectors is None:
+            raise ValueError(f"the MFCC features ran out at frame {index}")
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.shape != (k, m):
+            raise ValueError(f"frame {index}: expected MFCC of shape (K={k}, M={m}), got {vectors.shape}")
+        return vectors
+
+    @torch.inference_mode()
+    def _run(self, window: deque, base: int, first: int, count: int, total: int | None) -> np.ndarray:
+        """Restore frames first .. first + count - 1 of the window: (count, sH, sW, 3) uint8."""
+        last = (total if total is not None else base + len(window)) - 1
+        index = [[min(max(t + o, 0), last) - base for o in self.offsets] for t in range(first, first + count)]
+        flat = [i for row in index for i in row]
+        lr = torch.stack([window[i][0] for i in flat]).to(self.device)  # (B*T, 3, H, W) uint8
+        lr = lr.view(count, len(self.offsets), *lr.shape[1:]).float().div_(255.0)  # (B, T, 3, H, W)
+        mfcc = None
+        if self.uses_audio:
+            mfcc = torch.from_numpy(np.stack([window[i][1] for i in flat])).to(self.device)  # (B*T, K, M)
+            mfcc = mfcc.view(count, len(self.offsets), *mfcc.shape[1:])  # (B, T, K, M)
+        emotion = None
+        if self.uses_emotion:
+            states = [window[t - base][2] for t in range(first, first + count)]
+            emotion = torch.tensor(states, device=self.device)  # (B,)
+        image = self.model(lr, mfcc=mfcc, emotion=emotion).image  # (B, 3, sH, sW)
+        return image.clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def restore_file(
+        self,
+        src: str | os.PathLike,
+        dst: str | os.PathLike,
+        *,
+        emotion: int | str | emotions.EmotionState | None = None,
+        progress: bool = True,
+        crf: float = 12,
+        preset: str = "fast",
+        on_warning: Callable[[str], None] | None = None,
+    ) -> DecodeReport:
+        """Restore every frame of ``src`` into ``dst`` (x264 + the original audio stream, copied).
+
+        The emotion comes from ``emotion`` if given, else from the file's side information,
+        else neutral (with a warning if the model uses it). Warnings go to ``on_warning``
+        (default: `warnings.warn`). Writes atomically: on any error or KeyboardInterrupt
+        nothing is left at ``dst``.
+        """
+        src, dst = Path(src), Path(dst)
+        warned: list[str] = []
+
+        def warn(message: str) -> None:
+            warned.append(message)
+            if on_warning is None:
+                warnings.warn(message, stacklevel=3)
+            else:
+                on_warning(message)
+
+        info = probe(src)
+        check_output_path(src, dst)
+        try:
+            side = sideinfo.from_metadata(info.metadata)
+        except sideinfo.SideInfoError as exc:
+            if emotion is None:
+                raise sideinfo.SideInfoError(f"{src}: {exc}") from None
+            warn(f"{src}: ignoring its side information ({exc})")
+            side = None
+        if side is not None and side.scale != self.scale:
+            warn(f"{src} was downsampled x{side.scale}, but model {self.name} upsamples x{self.scale}")
+
+        states: int | Iterable[int]
+        if not self.uses_emotion:
+            states, source = emotions.NEUTRAL.id, "unused"
+        elif emotion is not None:
+            states, source = emotions.parse(emotion).id, "argument"
+        elif side is not None and side.has_emotion:
+            states, source = side.states(), "side information"
+        else:
+            warn(f"{src}: no emotion side information and no emotion given; assuming neutral")
+            states, source = emotions.NEUTRAL.id, "neutral (default)"
+
+        mfcc = None
+        if not info.has_audio:
+            if self.uses_audio:
+                warn(f"{src}: no audio track; the audio branch gets silence and the output has no sound")
+        elif self.uses_audio:
+            mfcc = iter_mfcc(iter_audio(src, self.mfcc_config.sample_rate), info.fps, self.mfcc_config)
+
+        start = time.perf_counter()
+        writer: _AudioCopyWriter | None = None
+        count = 0
+        bar = tqdm(total=info.num_frames, unit="frame", desc=f"restoring {src.name}", disable=not progress,
+                   dynamic_ncols=True, file=sys.stderr)
+        try:
+            for frame in self.restore_frames(read_frames(src), mfcc=mfcc, emotion=states):
+                if writer is None:
+                    writer = _AudioCopyWriter(
+                        dst, width=frame.shape[1], height=frame.shape[0], fps=info.fps, crf=crf, preset=preset,
+                        audio_source=src if info.has_audio else None,
+                        metadata={"comment": f"restored by mmsd {mmsd.__version__}, model {self.name}"},
+                    )
+                writer.write(frame)
+                count += 1
+                bar.update()
+            if writer is None:
+                raise CodecError(f"{src}: no video frame could be decoded")
+            _check_complete(src, info, count)
+            writer.close()
+        except BaseException:
+            bar.leave = False  # the error line alone stays on the terminal
+            if writer is not None:
+                writer.abort()
+            raise
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+        return DecodeReport(
+            output=dst, frames=count, seconds=seconds, fps=count / seconds if seconds > 0 else float("inf"),
+            peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, model=self.name,
+            emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned,
+        )
+
+
+def _check_complete(src: Path, info, count: int) -> None:
+    """Catch a file cut short that decoded without an error (e.g. a truncated Matroska file).
+
+    The header's frame count (or duration x rate) can exceed the frames a healthy file
+    decodes by an edit list or a longer audio track, so only a shortfall of over 10 % counts.
+    """
+    expected = info.num_frames or (round(info.duration * info.fps) if info.duration else None)
+    if expected and count < 0.9 * expected - 1:
+        raise CodecError(f"{src}: truncated video: decoded {count} frames, its header promises about {expected}")
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MmsdError(f"device {device} requested, but CUDA is not available here (use --device cpu)")
+    return device
+
+
+def _load(model: str | os.PathLike) -> tuple[str, dict, nn.Module]:
+    """(name, config dict, network with weights) of a shipped name, a file path or 'bicubic'."""
+    text = str(model)
+    if text == BUILTIN:
+        cfg = BicubicConfig()
+        return BUILTIN, asdict(cfg), Bicubic(cfg)
+    path = Path(model)
+    if not (path.suffix == ".safetensors" or os.sep in text or path.exists()):
+        path = WEIGHTS_DIR / f"{text}.safetensors"
+        if not path.is_file():
+            raise MmsdError(
+                f"no model {text!r}: {path} is not shipped; available: {', '.join(shipped_models())}"
+                " (or give a path to a .safetensors model file)"
+            )
+    name, config, tensors, _ = weights.read_model(path)
+    try:
+        network = models.build_model(name, config)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise MmsdError(f"{path}: cannot build model {name!r} from its config ({_one_line(exc)})") from None
+    try:
+        network.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise MmsdError(f"{path}: weights do not fit model {name!r} ({_one_line(exc)})") from None
+    return name, config, network
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _state_iter(emotion) -> Iterator[int]:
+    """Endless state ids of one state, or the ids of a per-frame iterable (ValueError when it runs out)."""
+    if emotion is None:
+        emotion = emotions.NEUTRAL
+    if isinstance(emotion, (int, np.integer, str, emotions.EmotionState)):
+        state = emotions.parse(emotion).id
+        while True:
+            yield state
+    count = 0
+    for value in emotion:
+        yield emotions.parse(value).id
+        count += 1
+    raise ValueError(f"the per-frame emotion states ran out after {count} frames")
+
+
+def _check_frame(frame, index: int, size: tuple[int, int] | None) -> np.ndarray:
+    """frame as a (H, W, 3) uint8 array; ValueError if it is not one or not of the first frame's (H, W)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame {index}: expected (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+    if size is not None and frame.shape[:2] != size:
+        raise ValueError(f"frame {index}: size {frame.shape[1]}x{frame.shape[0]} (W x H) differs from the"
+                         f" first frame's {size[1]}x{size[0]}")
+    return frame
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def check_output_path(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Reject an output that would overwrite the input, is a folder, or lies in a missing folder."""
+    src, dst = Path(src), Path(dst)
+    if dst.is_dir():
+        raise MmsdError(f"{dst}: is a directory; give an output file name")
+    if not dst.parent.is_dir():
+        raise MmsdError(f"{dst}: folder {dst.parent} does not exist")
+    if dst.resolve() == src.resolve() or (dst.exists() and src.exists() and os.path.samefile(src, dst)):
+        raise MmsdError(f"{dst}: the output would overwrite the input")
+
+
+def iter_audio(path: str | os.PathLike, sample_rate: int = 16000) -> Iterator[np.ndarray]:
+    """The first audio stream as mono float32 chunks at ``sample_rate``, in constant memory.
+
+    Concatenated, the chunks equal ``mmsd.codec.read_audio(path, sample_rate)``: sample 0 is at
+    the first video frame, padding past the stream's declared duration is cut. Yields nothing
+    when the file has no audio.
+    """
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise CodecError(f"{path}: not a readable media file ({exc})") from None
+    try:
+        if not container.streams.audio:
+            return
+        audio = container.streams.audio[0]
+        limit = None if audio.duration is None else round(float(audio.duration * audio.time_base) * sample_rate)
+        lead = _start(audio) - (_start(container.streams.video[0]) if container.streams.video else 0.0)
+        shift = round(lead * sample_rate)
+        if shift > 0:
+            yield np.zeros(shift, np.float32)
+        skip, decoded = max(0, -shift), 0
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        for chunk in _resampled(container, audio, resampler, path):
+            if limit is not None:
+                chunk = chunk[: max(0, limit - decoded)]
+            decoded += chunk.size
+            cut = min(skip, chunk.size)
+            chunk, skip = chunk[cut:], skip - cut
+            if chunk.size:
+                yield np.clip(chunk, -1.0, 1.0)
+            if limit is not None and decoded >= limit:
+                return
+    finally:
+        container.close()
+
+
+def _resampled(container, audio, resampler, path) -> Iterator[np.ndarray]:
+    try:
+        for frame in container.decode(audio):
+            for out in resampler.resample(frame):
+                yield out.to_ndarray().reshape(-1)
+        for out in resampler.resample(None):
+            yield out.to_ndarray().reshape(-1)
+    except av.FFmpegError as exc:
+        raise CodecError(f"{path}: corrupt or truncated audio ({exc})") from None
+
+
+def _start(stream) -> float:
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+class _AudioCopyWriter(VideoWriter):
+    """`VideoWriter` whose audio track is the packets of another file's first audio stream, copied.
+
+    Audio packets are muxed as the video reaches their time, so the muxer never queues
+    more than a frame's worth; timestamps move with the source's video start so the
+    copied audio stays in sync with frame 0.
+    """
+
+    def __init__(self, path, *, audio_source: Path | None, **kwargs) -> None:
+        super().__init__(path, **kwargs)
+        self._source = None
+        if audio_source is None:
+            return
+        try:
+            self._source = av.open(str(audio_source))
+            stream = self._source.streams.audio[0]
+            if hasattr(self._container, "add_stream_from_template"):  # PyAV >= 14
+                self._copy = self._container.add_stream_from_template(stream)
+            else:
+                self._copy = self._container.add_stream(template=stream)
+            video = self._source.streams.video[0]
+            self._shift = round(_start(video) / stream.time_base) if video.start_time else 0
+            self._packets = self._source.demux(stream)
+            self._pending = None
+        except (av.FFmpegError, ValueError, IndexError) as exc:
+            self.abort()
+            raise CodecError(f"{path}: cannot copy the audio of {audio_source} ({exc})") from None
+
+    def write(self, frame: np.ndarray) -> None:
+        try:
+            super().write(frame)
+            self._copy_audio(until=Fraction(self._frames) / self.fps)
+        except av.FFmpegError as exc:  # e.g. an audio codec the output container cannot hold
+            raise CodecError(f"{self.path}: writing failed ({exc})") from None
+
+    def close(self) -> None:
+        try:
+            if self._frames:
+                self._copy_audio(until=None)
+            super().close()
+        finally:
+            self._close_source()
+
+    def abort(self) -> None:
+        super().abort()
+        self._close_source()
+
+    def _close_source(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    def _copy_audio(self, until: Fraction | None) -> None:
+        """Mux the source's audio packets that start before ``until`` seconds (None: all)."""
+        if self._source is None:
+            return
+        try:
+            while True:
+                packet = self._pending if self._pending is not None else next(self._packets, None)
+                self._pending = None
+                if packet is None:
+                    return
+                if packet.dts is None or packet.size == 0:  # the demuxer's end-of-stream marker
+                    continue
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if until is not None and (stamp - self._shift) * packet.time_base >= until:
+                    self._pending = packet
+                    return
+                if self._shift:
+                    packet.dts -= self._shift
+                    if packet.pts is not None:
+                        packet.pts -= self._shift
+                packet.stream = self._copy
+                self._container.mux(packet)
+        except av.FFmpegError as exc:
+            raise CodecError(f"{self.path}: copying the audio of {self._source.name} failed ({exc})") from None

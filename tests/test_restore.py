@@ -1,0 +1,258 @@
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import mmsd.models
+from mmsd import emotions
+from mmsd.audio import MfccConfig, iter_mfcc, mfcc_for_frame_range, mfcc_for_frames
+from mmsd.codec import VideoWriter, probe, read_audio, read_frames
+from mmsd.errors import MmsdError
+from mmsd.models import build_model, load_config
+from mmsd.models.output import RestorationOutput
+from mmsd.restore import Restorer, iter_audio
+from mmsd.sideinfo import SideInfo
+from mmsd.weights import save_model
+
+FULL = {"radius": 2, "causal": False, "audio": True, "emotion": True, "mfcc_per_frame": 4, "n_mfcc": 20}
+
+
+class Recorder(nn.Module):
+    """Stand-in network: records its inputs, returns the reference frame repeated 4x per axis."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.causal = config.get("causal", False)
+        self.gain = nn.Parameter(torch.ones(1))
+        self.calls: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = []
+
+    def forward(self, lr, mfcc=None, emotion=None):
+        self.calls.append((lr.clone(), mfcc, emotion))
+        reference = lr[:, -1] if self.causal else lr[:, lr.shape[1] // 2]  # (B, 3, H, W)
+        return RestorationOutput(image=reference.repeat_interleave(4, -1).repeat_interleave(4, -2) * self.gain)
+
+
+def numbered_frames(count: int, pulled: list[int] | None = None, size=(6, 8)):
+    """Frames whose every pixel is 10 x their index (mod 25); records how many were pulled."""
+    for index in range(count):
+        if pulled is not None:
+            pulled.append(index)
+        yield np.full((*size, 3), 10 * (index % 25), np.uint8)
+
+
+def windows(recorder: Recorder) -> list[list[int]]:
+    """Frame index of each window position, per restored frame, from the recorded inputs."""
+    rows = []
+    for lr, _, _ in recorder.calls:
+        rows.extend((lr[:, :, 0, 0, 0] * 255 / 10).round().long().tolist())  # (B, T)
+    return rows
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_windows_replicate_the_edges(causal):
+    config = {**FULL, "audio": False, "emotion": False, "causal": causal}
+    recorder = Recorder(config)
+    restorer = Restorer(recorder, config=config, batch_size=3)
+    out = list(restorer.restore_frames(numbered_frames(7)))
+    assert len(out) == 7
+    assert out[0].shape == (24, 32, 3) and out[0].dtype == np.uint8
+    assert [int(frame[0, 0, 0]) for frame in out] == [10 * t for t in range(7)]
+    if causal:
+        assert windows(recorder)[:2] == [[0, 0, 0, 0, 0], [0, 0, 0, 0, 1]]
+        assert windows(recorder)[6] == [2, 3, 4, 5, 6]
+    else:
+        assert windows(recorder) == [
+            [0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [0, 1, 2, 3, 4], [1, 2, 3, 4, 5],
+            [2, 3, 4, 5, 6], [3, 4, 5, 6, 6], [4, 5, 6, 6, 6],
+        ]
+    assert all(mfcc is None and emotion is None for _, mfcc, emotion in recorder.calls)
+
+
+def test_single_frame_video():
+    config = {**FULL, "audio": False, "emotion": False}
+    recorder = Recorder(config)
+    assert len(list(Restorer(recorder, config=config).restore_frames(numbered_frames(1)))) == 1
+    assert windows(recorder) == [[0, 0, 0, 0, 0]]
+
+
+def test_restore_frames_pulls_lazily():
+    config = {**FULL, "audio": False, "emotion": False}
+    pulled: list[int] = []
+    restorer = Restorer(Recorder(config), config=config, batch_size=4)
+    outputs = restorer.restore_frames(numbered_frames(1000, pulled))
+    next(outputs)
+    assert len(pulled) <= 4 + 2 * 2
+    assert not torch.is_inference_mode_enabled()  # no grad-mode leak into the caller between frames
+    list(itertools.islice(outputs, 40))
+    assert len(pulled) <= 41 + 4 + 2 * 2
+
+
+def test_audio_and_emotion_follow_the_window():
+    recorder = Recorder(FULL)
+    restorer = Restorer(recorder, config=FULL, batch_size=2)
+    mfcc = (np.full((4, 20), t, np.float32) for t in range(5))
+    list(restorer.restore_frames(numbered_frames(5), mfcc=mfcc, emotion=[0, 0, 4, 4, 9]))
+    features = torch.cat([m for _, m, _ in recorder.calls])  # (5, T, K, M)
+    assert features.shape == (5, 5, 4, 20)
+    assert features[:, :, 0, 0].long().tolist() == windows(recorder)
+    assert torch.cat([e for _, _, e in recorder.calls]).tolist() == [0, 0, 4, 4, 9]
+
+
+def test_missing_audio_and_emotion_become_silence_and_neutral():
+    recorder = Recorder(FULL)
+    list(Restorer(recorder, config=FULL).restore_frames(numbered_frames(3)))
+    _, mfcc, emotion = recorder.calls[0]
+    assert mfcc.shape == (3, 5, 4, 20) and not mfcc.any()
+    assert emotion.tolist() == [emotions.NEUTRAL.id] * 3
+
+
+def test_bad_frames_are_rejected():
+    restorer = Restorer("bicubic")
+    with pytest.raises(ValueError, match="differs from the first frame"):
+        list(restorer.restore_frames([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)]))
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        list(restorer.restore_frames([np.zeros((8, 8), np.uint8)]))
+
+
+def test_bicubic_matches_interpolate():
+    frame = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)  # odd size
+    out = next(Restorer("bicubic").restore_frames([frame]))
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    expected = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    expected = (expected * 255).round().byte()[0].permute(1, 2, 0).numpy()
+    assert out.shape == (36, 44, 3)
+    assert np.array_equal(out, expected)
+
+
+def test_model_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(mmsd.models, "build_model", lambda name, config: Recorder(config), raising=False)
+    good = tmp_path / "tiny.safetensors"
+    save_model(good, name="recorder", config={**FULL, "radius": 1}, state={"gain": torch.full((1,), 2.0)})
+    restorer = Restorer(good)
+    assert (restorer.name, restorer.radius, restorer.uses_audio) == ("recorder", 1, True)
+    assert restorer.model.gain.item() == 2.0
+
+    wrong = tmp_path / "wrong.safetensors"
+    save_model(wrong, name="recorder", config=FULL, state={"gain": torch.ones(3)})
+    with pytest.raises(MmsdError, match="weights do not fit model 'recorder'") as info:
+        Restorer(wrong)
+    assert "\n" not in str(info.value)
+
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"this is no safetensors file")
+    with pytest.raises(MmsdError, match="not a safetensors weights file"):
+        Restorer(junk)
+    with pytest.raises(MmsdError, match="no model 'nosuchmodel'.*available: bicubic"):
+        Restorer("nosuchmodel")
+
+
+def test_streaming_mfcc_equals_whole_file_mfcc():
+    rng = np.random.default_rng(1)
+    fps = Fraction(30000, 1001)
+    for length in (0, 300, 16000 * 2 + 77):
+        samples = (0.1 * rng.standard_normal(length)).astype(np.float32)
+        expected = mfcc_for_frames(samples, 80, fps)
+        cuts = np.cumsum(rng.integers(1, 2500, 100))
+        chunks = np.split(samples, cuts[cuts < length])
+        got = np.stack(list(itertools.islice(iter_mfcc(iter(chunks), fps, frames_per_step=7), 80)))
+        assert np.array_equal(got, expected)
+        # a chunk from the middle gives the same frames as the whole signal
+        assert np.array_equal(mfcc_for_frame_range(samples[8000:], 8000, 20, 5, fps, total=length), expected[20:25])
+    with pytest.raises(ValueError, match="misses samples"):
+        mfcc_for_frame_range(np.zeros(100, np.float32), 8000, 20, 5, fps)
+
+
+def write_clip(path, *, frames=12, size=(40, 24), audio=True, comment=None, fps=Fraction(25)):
+    width, height = size
+    rng = np.random.default_rng(0)
+    with VideoWriter(path, width=width, height=height, fps=fps, crf=18, preset="ultrafast",
+                     audio_rate=16000 if audio else None,
+                     metadata={"comment": comment} if comment else None) as writer:
+        for _ in range(frames):
+            writer.write(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        if audio:
+            t = np.arange(round(frames / fps * 16000)) / 16000
+            writer.write_audio((0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32))
+
+
+def test_iter_audio_equals_read_audio(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_clip(path)
+    for rate in (16000, 44100):
+        assert np.array_equal(np.concatenate(list(iter_audio(path, rate))), read_audio(path, rate))
+
+
+def test_restore_file_feeds_side_information_and_audio(tmp_path, monkeypatch):
+    monkeypatch.setattr(mmsd.models, "build_model", lambda name, config: Recorder(config), raising=False)
+    weights = tmp_path / "tiny.safetensors"
+    save_model(weights, name="recorder", config=FULL, state={"gain": torch.ones(1)})
+    src = tmp_path / "low.mp4"
+    write_clip(src, comment=SideInfo(segments=((0, 3), (5, 9))).to_json())
+    restorer = Restorer(weights, batch_size=5)
+    report = restorer.restore_file(src, tmp_path / "out.mp4", progress=False, on_warning=pytest.fail)
+    assert (report.frames, report.width, report.height, report.emotion_source) == (12, 160, 96, "side information")
+    calls = restorer.model.calls
+    assert torch.cat([e for _, _, e in calls]).tolist() == [3] * 5 + [9] * 7
+    expected = mfcc_for_frames(read_audio(src), 12, Fraction(25), MfccConfig())
+    fed = torch.cat([m for _, m, _ in calls])[:, 2].numpy()  # centre of each window: (T, K, M)
+    assert np.allclose(fed, expected)
+    assert probe(tmp_path / "out.mp4").num_frames == 12
+
+    # --emotion overrides; no audio track -> silence and a warning
+    silent = tmp_path / "silent.mp4"
+    write_clip(silent, audio=False)
+    messages: list[str] = []
+    restorer = Restorer(weights)
+    report = restorer.restore_file(silent, tmp_path / "out2.mp4", emotion="sad-strong", progress=False,
+                                   on_warning=messages.append)
+    assert report.emotion_source == "argument" and report.audio == "none"
+    assert len(messages) == 1 and "no audio track" in messages[0]
+    assert not any(m.any() for _, m, _ in restorer.model.calls)
+    assert {e for _, _, e in restorer.model.calls for e in e.tolist()} == {emotions.parse("sad-strong").id}
+    assert not probe(tmp_path / "out2.mp4").has_audio
+
+    # no side information, no emotion: neutral with a warning
+    messages.clear()
+    Restorer(weights).restore_file(silent, tmp_path / "out3.mp4", progress=False, on_warning=messages.append)
+    assert any("assuming neutral" in m for m in messages)
+
+
+def test_restore_file_interrupted_leaves_nothing(tmp_path, monkeypatch):
+    src = tmp_path / "low.mp4"
+    write_clip(src, frames=12)
+    restorer = Restorer("bicubic", batch_size=2)
+    real = restorer.model.forward
+    calls = iter(range(100))
+
+    def forward(*args, **kwargs):
+        if next(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(restorer.model, "forward", forward)
+    with pytest.raises(KeyboardInterrupt):
+        restorer.restore_file(src, tmp_path / "out.mp4", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["low.mp4"]
+    assert len(list(read_frames(src))) == 12
+
+
+def test_real_mmsd_network_from_a_model_file(tmp_path):
+    """A tiny MMSD-Net saved with save_model restores through the registry with audio and emotion."""
+    config = dataclasses.asdict(load_config(
+        "small", channels=8, deform_groups=2, attention_channels=8, audio_hidden=8, audio_layers=1, au_hidden=8,
+        emotion_hidden=8, recon_blocks=1, trunk_blocks=1, upsample_channels=8, extract_blocks=1,
+    ))
+    path = tmp_path / "tiny-mmsd.safetensors"
+    save_model(path, name="mmsd", config=config, state=build_model("mmsd", config).state_dict())
+    restorer = Restorer(path, batch_size=3)
+    assert (restorer.name, restorer.uses_audio, restorer.uses_emotion) == ("mmsd", True, True)
+    mfcc = np.random.default_rng(0).standard_normal((3, 4, 20)).astype(np.float32)
+    out = list(restorer.restore_frames(numbered_frames(3, size=(12, 20)), mfcc=mfcc, emotion="angry-strong"))
+    assert len(out) == 3 and out[0].shape == (48, 80, 3) and out[0].dtype == np.uint8
