@@ -24,7 +24,6 @@ Choices where FFmpeg leaves room:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,6 +33,7 @@ import av
 import numpy as np
 
 from mmsd.errors import MmsdError
+from mmsd.fileio import commit, temp_beside
 
 # Output container by file suffix; the temp file's name hides the suffix from FFmpeg.
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -232,7 +232,7 @@ def _x264_options(crf: float, preset: str) -> dict[str, str]:
 
 
 class VideoWriter:
-    """Atomic H.264 (+ AAC) writer: a context manager over DIR/.NAME.tmp-XXXX, renamed to NAME on close.
+    """Atomic H.264 (+ AAC) writer: a context manager over DIR/.NAME.XXXX.tmp, renamed to NAME on close.
 
     An exception inside ``with`` (or ``abort()``) deletes the temp file and leaves the
     target untouched. ``write_audio`` may be called at any time with any length; the
@@ -262,9 +262,7 @@ class VideoWriter:
         if not self.path.parent.is_dir():
             raise CodecError(f"{self.path}: folder {self.path.parent} does not exist")
         x264_options = _x264_options(crf, preset)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.tmp-")
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_beside(self.path, suffix=".tmp")
         try:
             options = {"movflags": "use_metadata_tags"} if fmt in ("mp4", "mov") else {}
             self._container = av.open(str(self._tmp), "w", format=fmt, options=options)
@@ -320,7 +318,7 @@ class VideoWriter:
         except av.FFmpegError as err:
             self.abort()
             raise CodecError(f"{self.path}: writing failed ({_reason(err)})") from None
-        os.replace(self._tmp, self.path)
+        commit(self._tmp, self.path)
         self._done = True
 
     def abort(self) -> None:
