@@ -12,8 +12,11 @@ streamed, never all in memory.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -59,20 +62,50 @@ def run(args: argparse.Namespace) -> int:
         side = sideinfo.read_emotion_track(args.emotion_track, scale=args.scale)
     else:
         side = sideinfo.SideInfo(scale=args.scale)
-    info = probe(args.input)
-    check_output_path(args.input, args.output)
+    report = encode_file(args.input, args.output, side=side, crf=args.crf, scale=args.scale,
+                         preset=args.preset, audio_kbps=args.audio_kbps, progress=not args.quiet)
+    print(f"wrote {args.output}: {report.width}x{report.height} (W x H, x{args.scale} down), {report.frames} "
+          f"frames at {float(report.fps):.3f} fps, CRF {args.crf:g}, emotion {_describe(report.side)}")
+    print(f"  video      {report.video_bps:12.0f} bit/s")
+    print(f"  audio      {report.audio_bps:12.0f} bit/s")
+    print(f"  side info  {report.side_bps:12.1f} bit/s ({report.side.bits // 8} bytes: {report.side.to_json()})")
+    return 0
+
+
+@dataclass(frozen=True)
+class EncodeReport:
+    """What the sender wrote: sizes W x H, frame count and rate, and bits per second of each part."""
+
+    width: int
+    height: int
+    frames: int
+    fps: Fraction
+    side: sideinfo.SideInfo
+    video_bps: float
+    audio_bps: float
+    side_bps: float
+
+
+def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, side: sideinfo.SideInfo, crf: float = 40,
+                scale: int = 4, preset: str = "medium", audio_kbps: float = 32,
+                progress: bool = True) -> EncodeReport:
+    """Downsample `src` by `scale`, encode x264 at `crf` with its audio as AAC and `side` in the
+    comment tag, writing `dst` atomically; frames and audio are streamed."""
+    src, dst = Path(src), Path(dst)
+    info = probe(src)
+    check_output_path(src, dst)
     if info.num_frames:
         side = side.truncated(info.num_frames)
-    width, height = max(1, info.width // args.scale), max(1, info.height // args.scale)
+    width, height = max(1, info.width // scale), max(1, info.height // scale)
 
-    frames = read_frames(args.input)
-    audio = _AudioFeed(iter_audio(args.input, info.audio_rate)) if info.has_audio else None
+    frames = read_frames(src)
+    audio = _AudioFeed(iter_audio(src, info.audio_rate)) if info.has_audio else None
     count = 0
-    bar = tqdm(total=info.num_frames, unit="frame", desc=f"encoding {args.input.name}", disable=args.quiet,
+    bar = tqdm(total=info.num_frames, unit="frame", desc=f"encoding {src.name}", disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
     try:
-        with VideoWriter(args.output, width=width, height=height, fps=info.fps, crf=args.crf, preset=args.preset,
-                         audio_rate=info.audio_rate if audio else None, audio_bitrate=round(args.audio_kbps * 1000),
+        with VideoWriter(dst, width=width, height=height, fps=info.fps, crf=crf, preset=preset,
+                         audio_rate=info.audio_rate if audio else None, audio_bitrate=round(audio_kbps * 1000),
                          metadata={sideinfo.TAG: side.to_json()}) as writer:
             for frame in frames:
                 writer.write(resize(frame, width, height))
@@ -88,13 +121,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
 
-    bits = stream_bitrates(args.output)
-    print(f"wrote {args.output}: {width}x{height} (W x H, x{args.scale} down), {count} frames at "
-          f"{float(info.fps):.3f} fps, CRF {args.crf:g}, emotion {_describe(side)}")
-    print(f"  video      {bits.video_bits / bits.duration:12.0f} bit/s")
-    print(f"  audio      {bits.audio_bits / bits.duration:12.0f} bit/s")
-    print(f"  side info  {side.bits / bits.duration:12.1f} bit/s ({side.bits // 8} bytes: {side.to_json()})")
-    return 0
+    bits = stream_bitrates(dst)
+    return EncodeReport(width=width, height=height, frames=count, fps=info.fps, side=side,
+                        video_bps=bits.video_bits / bits.duration, audio_bps=bits.audio_bits / bits.duration,
+                        side_bps=side.bits / bits.duration)
 
 
 def _describe(side: sideinfo.SideInfo) -> str:
