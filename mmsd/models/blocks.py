@@ -1,0 +1,82 @@
+"""Building blocks shared by the sub-networks.
+
+Legend (all modules of this package): B batch, T frames (2N+1), C channels,
+H W LR height and width, K MFCC vectors per frame, M MFCC coefficients.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+NEG_SLOPE = 0.1  # LeakyReLU slope, as EDVR
+
+
+def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+
+def lrelu() -> nn.LeakyReLU:
+    return nn.LeakyReLU(NEG_SLOPE, inplace=True)
+
+
+class ResidualBlock(nn.Module):
+    """x + conv(relu(conv(x))), no normalisation (EDVR's ResidualBlockNoBN).
+
+    Weights start at 0.1x the default init, so a deep stack starts close to identity.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+        self.relu = nn.ReLU(inplace=True)
+        for conv in (self.conv1, self.conv2):
+            conv.weight.data.mul_(0.1)
+            conv.bias.data.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (Tensor[B, C, H, W]) -> Tensor[B, C, H, W]."""
+        return x + self.conv2(self.relu(self.conv1(x)))
+
+
+def residual_stack(channels: int, num_blocks: int) -> nn.Sequential:
+    return nn.Sequential(*(ResidualBlock(channels) for _ in range(num_blocks)))
+
+
+class PixelShuffleUp(nn.Module):
+    """x2 upsampling block: conv3x3 (C_in -> 4 C_out), pixel shuffle, LeakyReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = conv3x3(in_channels, 4 * out_channels)
+        self.shuffle = nn.PixelShuffle(2)
+        self.act = lrelu()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (Tensor[B, C_in, H, W]) -> Tensor[B, C_out, 2H, 2W]."""
+        return self.act(self.shuffle(self.conv(x)))
+
+
+class Upsampler(nn.Module):
+    """x`scale` upsampling to RGB: log2(scale) PixelShuffleUp stages at `mid_channels`, then conv3x3 -> 3.
+
+    zero_last=True starts the last conv at zero, so a network predicting a residual over a
+    bicubic base outputs exactly that base before training.
+    """
+
+    def __init__(self, channels: int, scale: int = 4, *, mid_channels: int | None = None,
+                 out_channels: int = 3, zero_last: bool = False) -> None:
+        super().__init__()
+        if scale not in (2, 4, 8):
+            raise ValueError(f"Upsampler supports scale 2, 4 or 8, got {scale}")
+        mid = channels if mid_channels is None else mid_channels
+        stages = scale.bit_length() - 1
+        self.up = nn.Sequential(*(PixelShuffleUp(channels if i == 0 else mid, mid) for i in range(stages)))
+        self.to_rgb = conv3x3(mid, out_channels)
+        if zero_last:
+            nn.init.zeros_(self.to_rgb.weight)
+            nn.init.zeros_(self.to_rgb.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (Tensor[B, C, H, W]) -> Tensor[B, out_channels, scale*H, scale*W]."""
+        return self.to_rgb(self.up(x))

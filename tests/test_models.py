@@ -1,0 +1,217 @@
+"""MMSD-Net: shapes per switch, gradient flow, initial output, losses, discriminator, configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmsd.models import (
+    Discriminator, GeneratorLoss, MMSDConfig, MMSDNet, MMSDOutput, RestorationOutput, au_loss, build_model,
+    complexity, discriminator_loss, generator_adversarial_loss, load_config, param_groups, parse_overrides,
+)
+from mmsd.models.audio import fit_maps
+from mmsd.models.blocks import Upsampler
+
+TINY = MMSDConfig(channels=8, radius=1, extract_blocks=1, deform_groups=2, trunk_blocks=1, audio_hidden=8,
+                  audio_layers=3, audio_map_channels=4, attention_channels=4, au_hidden=8, emotion_hidden=8,
+                  recon_blocks=1, upsample_channels=8, disc_channels=8)
+
+
+def _inputs(cfg: MMSDConfig, b: int = 2, h: int = 13, w: int = 11, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    lr = torch.rand(b, cfg.num_frames, 3, h, w, generator=g)
+    mfcc = torch.randn(b, cfg.num_frames, cfg.mfcc_per_frame, cfg.n_mfcc, generator=g) * 10
+    emotion = torch.randint(0, 15, (b,), generator=g)
+    return lr, mfcc, emotion
+
+
+def _unzero(model: torch.nn.Module) -> None:
+    """Give zero-initialised layers (offsets, last conv) small random weights so gradients reach everything."""
+    g = torch.Generator().manual_seed(1)
+    for p in model.parameters():
+        if p.dim() > 1 and torch.all(p == 0):
+            p.data.copy_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+@pytest.mark.parametrize("audio,emotion", list(itertools.product([False, True], [False, True])))
+@pytest.mark.parametrize("h,w", [(13, 11), (72, 120)])
+def test_shapes_for_every_switch_and_size(audio, emotion, h, w):
+    cfg = dataclasses.replace(TINY, audio=audio, emotion=emotion)
+    model = MMSDNet(cfg).eval()
+    lr, mfcc, em = _inputs(cfg, h=h, w=w)
+    with torch.no_grad():
+        out = model(lr, mfcc if audio else None, em if emotion else None)
+    assert isinstance(out, MMSDOutput)
+    assert out.image.shape == (2, 3, 4 * h, 4 * w)
+    assert (out.au is not None) == emotion and (out.au is None or out.au.shape == (2, 17))
+    assert (out.audio_attention is not None) == audio
+    if audio:
+        assert out.audio_attention.shape == (2, 1, h, w)
+    assert out.offset_abs_mean.dim() == 0 and out.offset_abs_mean >= 0
+    # a switched-off branch is absent, not fed zeros
+    assert hasattr(model, "audio") == audio and hasattr(model, "au_generator") == emotion
+
+
+@pytest.mark.parametrize("audio,emotion", [(True, True), (True, False), (False, True)])
+def test_every_branch_that_is_on_gets_gradient_from_the_image(audio, emotion):
+    cfg = dataclasses.replace(TINY, audio=audio, emotion=emotion, au_dropout=0.0)
+    model = MMSDNet(cfg)
+    _unzero(model)
+    lr, mfcc, em = _inputs(cfg, h=9, w=10)
+    model(lr, mfcc, em).image.abs().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_untrained_output_is_bicubic_reference_frame(causal):
+    cfg = dataclasses.replace(TINY, causal=causal)
+    lr, mfcc, em = _inputs(cfg)
+    with torch.no_grad():
+        out = MMSDNet(cfg).eval()(lr, mfcc, em)
+    ref = lr[:, -1] if causal else lr[:, cfg.radius]
+    torch.testing.assert_close(out.image, F.interpolate(ref, scale_factor=4, mode="bicubic", align_corners=False))
+    assert out.offset_abs_mean == 0  # zero-initialised offsets
+
+
+def test_single_frame_window_has_no_alignment():
+    cfg = dataclasses.replace(TINY, radius=0)
+    out = MMSDNet(cfg)(*_inputs(cfg))
+    assert out.image.shape == (2, 3, 52, 44) and out.offset_abs_mean is None
+
+
+def test_bad_inputs_say_what_is_wrong():
+    model = MMSDNet(TINY)
+    lr, mfcc, em = _inputs(TINY)
+    with pytest.raises(ValueError, match=r"expected lr \(B, 3, 3, H, W\)"):
+        model(lr[:, :2], mfcc, em)
+    with pytest.raises(ValueError, match="audio branch is on: expected mfcc"):
+        model(lr, None, em)
+    with pytest.raises(ValueError, match="audio branch is on: expected mfcc"):
+        model(lr, mfcc[..., :5], em)
+    with pytest.raises(ValueError, match="emotion branch is on"):
+        model(lr, mfcc, None)
+    with pytest.raises(ValueError, match="emotion ids must be integers in 0..14"):
+        model(lr, mfcc, torch.tensor([0, 15]))
+
+
+def test_audio_maps_follow_the_crop_box():
+    maps = torch.randn(2, 3, 72, 120, dtype=torch.float64)
+    torch.testing.assert_close(fit_maps(maps, (13, 11), torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 2)),
+                               fit_maps(maps, (13, 11)))
+    box = torch.tensor([[0.25, 0.25, 0.75, 0.75], [0.0, 0.5, 0.5, 1.0]])
+    crops = fit_maps(maps, (36, 60), box)
+    torch.testing.assert_close(crops[0], maps[0, :, 18:54, 30:90])
+    torch.testing.assert_close(crops[1], maps[1, :, 36:72, 0:60])
+
+
+def test_au_loss_ignores_masked_targets():
+    pred = torch.randn(4, 17, requires_grad=True)
+    target = torch.rand(4, 17) * 5
+    mask = torch.tensor([True, False, True, False])
+    loss = au_loss(pred, target, mask)
+    (grad,) = torch.autograd.grad(loss, pred)
+    other = target.clone()
+    other[~mask] = float("nan")  # whatever sits in a masked row must not matter
+    loss2 = au_loss(pred, other, mask)
+    (grad2,) = torch.autograd.grad(loss2, pred)
+    torch.testing.assert_close(loss, loss2)
+    torch.testing.assert_close(grad, grad2)
+    assert torch.all(grad[~mask] == 0) and torch.all(grad[mask] != 0)
+    expected = (pred[mask] - target[mask]).pow(2).sum(dim=1).mean()  # eq. 4 averaged over the batch
+    torch.testing.assert_close(loss, expected)
+    none = au_loss(pred, target, torch.zeros(4, dtype=torch.bool))
+    assert none == 0 and none.requires_grad
+
+
+def test_generator_loss_combines_terms_with_paper_weights():
+    image, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    out = MMSDOutput(image=image, au=torch.randn(2, 17), offset_abs_mean=None)
+    au, mask, logits = torch.rand(2, 17), torch.tensor([True, True]), torch.randn(2)
+    terms = GeneratorLoss()(out, hr, au, mask, fake_logits=logits)
+    l1 = (image - hr).abs().mean()
+    adv = -torch.log(torch.sigmoid(logits)).mean()
+    torch.testing.assert_close(terms.total, l1 + 0.01 * adv + 0.001 * au_loss(out.au, au, mask))
+    warmup = GeneratorLoss()(out, hr, au, mask)  # no adversarial term in the first epochs
+    assert warmup.adv is None
+    real, fake = torch.randn(3), torch.randn(3)
+    torch.testing.assert_close(generator_adversarial_loss(fake), -torch.log(torch.sigmoid(fake)).mean())
+    torch.testing.assert_close(discriminator_loss(real, fake),
+                               -torch.log(torch.sigmoid(real)).mean() - torch.log(1 - torch.sigmoid(fake)).mean())
+
+
+def test_discriminator_is_conditioned_on_the_emotion_state():
+    disc = Discriminator(channels=8)
+    image = torch.rand(3, 3, 40, 52)
+    logits = disc(image, torch.tensor([0, 1, 2]))
+    assert logits.shape == (3,)
+    assert not torch.allclose(logits, disc(image, torch.tensor([5, 6, 7])))
+    with pytest.raises(ValueError, match="at least 16x16"):
+        disc(torch.rand(1, 3, 8, 40), torch.tensor([0]))
+
+
+def test_offset_parameters_get_their_own_learning_rate():
+    model = MMSDNet(TINY)
+    groups = param_groups(model, 1e-4, offset_lr_scale=0.1)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    assert groups[1]["lr"] == pytest.approx(1e-5)
+    assert any(p is model.video.align.dcn.conv_offset.weight for p in groups[1]["params"])
+
+
+def test_named_configs_load_and_override(tmp_path):
+    paper, small = load_config("paper"), load_config("small")
+    assert paper == MMSDConfig()  # paper.yaml spells out the defaults
+    assert (paper.channels, paper.trunk_blocks, paper.recon_blocks, paper.audio_layers) == (64, 4, 10, 3)
+    assert small.channels < paper.channels and small.num_frames == paper.num_frames == 5
+    assert load_config("small", audio=False, radius=1).audio is False
+    path = tmp_path / "mine.yaml"
+    path.write_text("channels: 16\ndeform_groups: 4\n")
+    assert load_config(path).channels == 16
+    path.write_text("channels: 16\nchanels: 3\n")
+    with pytest.raises(ValueError, match="unknown config key.*chanels"):
+        load_config(path)
+    with pytest.raises(ValueError, match="unknown config key.*colour"):
+        load_config("small", colour=3)
+    with pytest.raises(ValueError, match="audio must be true or false"):
+        load_config("small", audio="yes")
+    with pytest.raises(ValueError, match="not divisible by deform_groups"):
+        load_config("small", channels=30, deform_groups=4)
+    with pytest.raises(ValueError, match="neither paper nor small"):
+        load_config("huge")
+    assert parse_overrides(["channels=16", "audio=false"]) == {"channels": 16, "audio": False}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["channels"])
+
+
+def test_complexity_counts_params_and_macs():
+    model = MMSDNet(TINY)
+    full, small = complexity(model), complexity(model, (36, 60))
+    assert full.params == sum(p.numel() for p in model.parameters())
+    assert 3.0 < full.macs_per_frame / small.macs_per_frame < 4.0  # conv work scales with area
+    no_audio = complexity(MMSDNet(dataclasses.replace(TINY, audio=False)))
+    assert no_audio.macs_per_frame < full.macs_per_frame
+
+
+def test_build_model_from_a_config_dict():
+    model = build_model("mmsd", dataclasses.asdict(dataclasses.replace(TINY, audio=False)))
+    assert isinstance(model, MMSDNet) and not model.cfg.audio
+    out = model(*_inputs(model.cfg))
+    assert isinstance(out, RestorationOutput) and isinstance(out, MMSDOutput)
+    with pytest.raises(ValueError, match="unknown model 'vdsr'"):
+        build_model("vdsr", {})
+    with pytest.raises(ValueError, match="unknown mmsd config key.*width"):
+        build_model("mmsd", {"width": 3})
+
+
+def test_upsampler_scales_to_rgb():
+    x = torch.randn(2, 8, 5, 7)
+    assert Upsampler(8, 4)(x).shape == (2, 3, 20, 28)
+    assert Upsampler(8, 2, mid_channels=4)(x).shape == (2, 3, 10, 14)
+    assert torch.all(Upsampler(8, 4, zero_last=True)(x) == 0)
+    with pytest.raises(ValueError, match="scale 2, 4 or 8"):
+        Upsampler(8, 3)

@@ -1,0 +1,122 @@
+import csv
+import dataclasses
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from mmsd import cli, weights
+from mmsd.models import load_config
+from mmsd.train import TrainConfig, Trainer, resume, start
+
+TINY = dataclasses.asdict(load_config(
+    "small", channels=8, deform_groups=1, extract_blocks=0, trunk_blocks=1, recon_blocks=1,
+    audio_hidden=8, audio_layers=1, attention_channels=4, au_hidden=8, emotion_hidden=8,
+    upsample_channels=8, disc_channels=4,
+))
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    values = dict(iterations=6, batch_size=2, patch=8, lr=1e-3, train_actors=(1, 19), val_every=1000,
+                  checkpoint_every=3, log_every=1, num_workers=0, seed=3)
+    return TrainConfig(**(values | overrides))
+
+
+def read_log(run):
+    with open(run / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _fixed_l1(trainer: Trainer) -> float:
+    """L1 of the model on the same 16 training patches (epoch 0), in eval mode."""
+    from mmsd.data import collate
+
+    trainer.train_set.set_epoch(0)
+    batch = collate([trainer.train_set[i % len(trainer.train_set)] for i in range(16)])
+    trainer.model.eval()
+    with torch.no_grad():
+        out = trainer.model(batch.lr, mfcc=batch.mfcc, emotion=batch.emotion, crop=batch.crop)
+    return float((out.image - batch.hr).abs().mean())
+
+
+def test_thirty_iterations_lower_the_l1_loss(prepared_cache, tmp_path):
+    config = TINY | {"channels": 16}
+    trainer = Trainer(model_name="mmsd", model_config=config, cfg=tiny_config(iterations=30, batch_size=4),
+                      cache=prepared_cache, out=tmp_path / "run", device="cpu")
+    before = _fixed_l1(trainer)  # the untrained model is exactly bicubic
+    trainer.fit()
+    # the fixture's noise-textured frames leave little to learn in 30 steps: about 1% (seeded, deterministic)
+    assert _fixed_l1(trainer) < 0.995 * before
+    assert len(read_log(tmp_path / "run")) == 30
+    name, config, _, info = weights.read_model(tmp_path / "run" / "model.safetensors")
+    assert (name, config, info["iterations"]) == ("mmsd", TINY | {"channels": 16}, 30)
+    assert "crf15" in info["validation_face_psnr"] and "crf40" in info["validation_face_psnr"]
+
+
+def test_resume_continues_exactly_as_one_straight_run(prepared_cache, tmp_path):
+    # the AU generator's dropout consumes the torch RNG: resume must restore it too
+    cfg = tiny_config(iterations=6, gan=True, adv_start=2)
+    start(cache=prepared_cache, out=tmp_path / "straight", model_name="mmsd", model_config=TINY, cfg=cfg,
+          device="cpu")
+    start(cache=prepared_cache, out=tmp_path / "split", model_name="mmsd", model_config=TINY,
+          cfg=dataclasses.replace(cfg, iterations=3), device="cpu")
+    resume(tmp_path / "split", iterations=6, device="cpu")
+    a, _ = weights.read(tmp_path / "straight" / "checkpoint.safetensors")
+    b, _ = weights.read(tmp_path / "split" / "checkpoint.safetensors")
+    assert set(a) == set(b)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    rows = read_log(tmp_path / "split")
+    assert [int(r["iteration"]) for r in rows] == list(range(1, 7))
+    assert rows[0]["adv"] == "" and float(rows[-1]["adv"]) > 0  # L_adv off before adv_start
+
+
+def test_offset_convs_learn_at_a_lower_rate(prepared_cache, tmp_path):
+    trainer = Trainer(model_name="mmsd", model_config=TINY, cfg=tiny_config(offset_lr_scale=0.1),
+                      cache=prepared_cache, out=tmp_path, device="cpu")
+    fast, slow = trainer.opt_g.param_groups
+    assert slow["lr"] == pytest.approx(0.1 * fast["lr"])
+    assert {id(p) for p in slow["params"]} == {id(p) for p in trainer.model.offset_parameters()}
+
+
+def test_training_and_validation_never_see_the_test_actors(prepared_cache, tmp_path):
+    trainer = Trainer(model_name="mmsd", model_config=TINY, cfg=tiny_config(train_actors=(1,)),
+                      cache=prepared_cache, out=tmp_path, device="cpu")
+    keys = {trainer.train_set[i].key for i in range(len(trainer.train_set))}
+    keys |= {trainer.val_set[i].key for i in range(len(trainer.val_set))}
+    assert keys and all(k.startswith("Actor_01/") for k in keys)
+    train_clips = {k.split("#")[0] for k in keys if k in {trainer.train_set[i].key for i in range(len(trainer.train_set))}}
+    val_clips = {trainer.val_set[i].key.split("#")[0] for i in range(len(trainer.val_set))}
+    assert not train_clips & val_clips
+
+
+def _ddp_worker(rank: int, port: int, cache: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    start(cache=cache, out=out, model_name="mmsd", model_config=TINY, cfg=tiny_config(iterations=2),
+          device="cpu")
+
+
+def test_ddp_with_two_cpu_processes_runs_two_iterations(prepared_cache, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_ddp_worker, args=(port, str(prepared_cache), str(tmp_path / "ddp")), nprocs=2,
+                       start_method="spawn", join=True)
+    _, _, _, info = weights.read_model(tmp_path / "ddp" / "model.safetensors")
+    assert info["iterations"] == 2
+    assert [int(r["iteration"]) for r in read_log(tmp_path / "ddp")] == [1, 2]  # rank 0 alone logs
+
+
+def test_cli_refuses_to_overwrite_a_run_and_to_resume_nothing(prepared_cache, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    assert cli.main(["train", "--data", str(prepared_cache), "--out", str(run)]) == 1
+    assert "already holds a run" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no run to resume" in err
