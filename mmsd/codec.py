@@ -251,7 +251,10 @@ class VideoWriter:
         audio_rate: int | None = None,
         audio_bitrate: int = 64000,
         metadata: dict[str, str] | None = None,
+        x264_options: dict[str, str] | None = None,
     ) -> None:
+        """x264_options: extra libx264 options, e.g. {"threads": "1", "x264-params": "mbtree=0"}
+        for bit-reproducible output (mbtree reads memory it never set)."""
         _check_size(width, height)
         self.path = Path(path)
         self.width, self.height = width, height
@@ -261,7 +264,7 @@ class VideoWriter:
             raise CodecError(f"{self.path}: unsupported container suffix (use one of {', '.join(_FORMATS)})")
         if not self.path.parent.is_dir():
             raise CodecError(f"{self.path}: folder {self.path.parent} does not exist")
-        x264_options = _x264_options(crf, preset)
+        x264_options = _x264_options(crf, preset) | (x264_options or {})
         self._tmp = temp_beside(self.path, suffix=".tmp")
         try:
             options = {"movflags": "use_metadata_tags"} if fmt in ("mp4", "mov") else {}

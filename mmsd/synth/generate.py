@@ -36,6 +36,7 @@ from scipy.signal import resample_poly
 from mmsd import emotions
 from mmsd.emotions import EmotionState
 from mmsd.errors import MmsdError
+from mmsd.fileio import atomic_path
 from mmsd.synth import expression, face, speech, visemes
 
 FPS = 30
@@ -112,14 +113,15 @@ def _smooth_noise(rng: np.random.Generator, n: int, fps: float, hz: float) -> np
 
 
 def plan_clip(cfg: SynthConfig, actor: int, state: EmotionState, statement: int, rep: int,
-              look: face.Identity, style: expression.ActorStyle) -> Clip:
-    """Speech, mouth, AUs, landmarks and poses of one clip (no pixels yet)."""
+              look: face.Identity, style: expression.ActorStyle, text: str | None = None) -> Clip:
+    """Speech, mouth, AUs, landmarks and poses of one clip (no pixels yet); `text` replaces the
+    statement's sentence (the demo speaks one never used in training)."""
     emo, inten = state.ravdess_codes
     rng = _rng(cfg, actor, emo, inten, statement, rep)
     base = speech.emotional_voice(speech.actor_voice(actor), state)
     voice = replace(base, rate=int(base.rate + rng.integers(-6, 7)),
                     pitch=int(np.clip(base.pitch + rng.integers(-2, 3), 0, 100)))
-    utt = speech.synthesize(speech.STATEMENTS[statement], voice)
+    utt = speech.synthesize(text or speech.STATEMENTS[statement], voice)
     lead, tail = rng.uniform(0.3, 0.55), rng.uniform(0.3, 0.5)
     voiced = resample_poly(utt.samples.astype(np.float64), AUDIO_RATE, utt.sample_rate)
     num_frames = int(round((lead + len(voiced) / AUDIO_RATE + tail) * FPS))
@@ -183,19 +185,21 @@ def _writer(path: Path, cfg: SynthConfig, meta: dict[str, str]):
     """
     from mmsd.codec import VideoWriter
 
-    writer = VideoWriter(path, width=cfg.width, height=cfg.height, fps=Fraction(FPS), crf=cfg.crf,
-                         preset=cfg.preset, audio_rate=AUDIO_RATE, metadata=meta)
-    writer._video.options = {**writer._video.options, "threads": "1", "x264-params": "mbtree=0"}
-    return writer
+    return VideoWriter(path, width=cfg.width, height=cfg.height, fps=Fraction(FPS), crf=cfg.crf,
+                       preset=cfg.preset, audio_rate=AUDIO_RATE, metadata=meta,
+                       x264_options={"threads": "1", "x264-params": "mbtree=0"})
 
 
-def write_clip(cfg: SynthConfig, actor: int, state: EmotionState, statement: int, rep: int) -> Path:
-    """Render and write one clip (mp4 + csv), atomically. Returns the mp4 path."""
+def write_clip(cfg: SynthConfig, actor: int, state: EmotionState, statement: int, rep: int, *,
+               text: str | None = None, path: Path | None = None) -> Path:
+    """Render and write one clip (mp4 + csv), atomically. Returns the mp4 path.
+
+    `text` and `path` override the statement's sentence and the corpus file name."""
     from mmsd.openface import OpenFaceTrack, write_csv
 
     look, style, renderer = _parts(cfg, actor)
-    clip = plan_clip(cfg, actor, state, statement, rep, look, style)
-    path = cfg.path(actor, state, statement, rep)
+    clip = plan_clip(cfg, actor, state, statement, rep, look, style, text)
+    path = path or cfg.path(actor, state, statement, rep)
     path.parent.mkdir(parents=True, exist_ok=True)
     num_frames = len(clip.aus)
     landmarks = np.zeros((num_frames, 68, 2), np.float32)
@@ -216,15 +220,8 @@ def write_clip(cfg: SynthConfig, actor: int, state: EmotionState, statement: int
         confidence=np.full(num_frames, 0.98), success=np.ones(num_frames, bool),
         landmarks=landmarks, au_intensity=clip.aus, au_presence=presence)
     csv = path.with_suffix(".csv")
-    tmp = csv.with_name(f".{csv.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(csv) as tmp:
         write_csv(tmp, track)
-        os.replace(tmp, csv)
-    finally:
-        tmp.unlink(missing_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)  # the atomic writer's temp file is private (0600)
     return path
 
 
@@ -239,7 +236,7 @@ def _init_worker() -> None:
 
 def generate(cfg: SynthConfig, *, workers: int = 1, progress: bool = True) -> tuple[int, int]:
     """Write every missing clip of `cfg`. Returns (written, skipped)."""
-    for stale in cfg.out.glob("Actor_*/.01-*.tmp-*"):  # left by a killed run
+    for stale in cfg.out.glob("Actor_*/.01-*.tmp*"):  # left by a killed run
         stale.unlink(missing_ok=True)
     todo = []
     skipped = 0
