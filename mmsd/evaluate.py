@@ -51,8 +51,6 @@ import dataclasses
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -68,6 +66,7 @@ import mmsd
 from mmsd import emotions, metrics
 from mmsd.bdrate import Curve, bd_rate
 from mmsd.errors import MmsdError
+from mmsd.fileio import atomic_path
 
 WEIGHTS_DIR = Path(mmsd.__file__).resolve().parent.parent / "weights"
 BICUBIC = "bicubic"
@@ -671,14 +670,8 @@ def figure_grid(cache: str | Path, models: Sequence[EvalModel], picks: Sequence,
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_rows(path: Path, rows: Sequence[FrameScore]) -> None:

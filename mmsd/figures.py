@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from mmsd.fileio import atomic_path
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE, BLACK, GREY, LIGHT = (255, 255, 255), (0, 0, 0), (110, 110, 110), (225, 225, 225)
@@ -31,14 +32,8 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"cannot encode a {image.shape} {image.dtype} image as PNG")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
 
 
 def _text(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45, colour=BLACK,
