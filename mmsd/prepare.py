@@ -66,6 +66,7 @@ import numpy as np
 
 from mmsd.degrade import DegradeConfig, crop_resize, downsample, face_crop_box, face_mouth_boxes, track_rows
 from mmsd.errors import MmsdError
+from mmsd.fileio import atomic_path
 from mmsd.ravdess import Clip, list_corpus
 
 CACHE_FORMAT = "mmsd-cache"
@@ -452,7 +453,8 @@ def prepare_corpus(
                 report.failed.append((result.path, result.reason))
                 log(f"mmsd prepare: skipped {result.path}: {result.reason}")
         report.seconds = time.perf_counter() - start
-        (out / "report.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        with atomic_path(out / "report.json") as tmp:
+            tmp.write_text(json.dumps(report.to_json(), indent=1) + "\n")
     return report
 
 
@@ -503,9 +505,8 @@ def _check_settings(out: Path, wanted: dict) -> None:
             shown = ", ".join(f"{k} {have.get(k)} (asked {wanted[k]})" for k in diff)
             raise MmsdError(f"{out} was built with other settings: {shown}; use another --out or the same options")
         return
-    tmp = path.with_name(f".cache.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(wanted, indent=1) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(wanted, indent=1) + "\n")
 
 
 def _remove_temp_dirs(out: Path) -> None:
