@@ -162,34 +162,54 @@ def _frames(container, video, path) -> Iterator[np.ndarray]:
         raise CodecError(f"{path}: no video frame could be decoded")
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
-    """Decode the first audio stream, downmixed to mono and resampled: float32 (S,) in [-1, 1].
+def iter_audio(path: str | os.PathLike, sample_rate: int = 16000) -> Iterator[np.ndarray]:
+    """The first audio stream, downmixed to mono and resampled, as float32 chunks in [-1, 1],
+    in constant memory.
 
     Sample 0 is at the start time of the video stream (silence is prepended if the audio
     starts later), and the AAC padding past the stream's declared duration is cut, so
     sample s plays at s / sample_rate seconds after the first video frame.
-    Returns an empty (0,) array when the file has no audio stream; an audio-only file is read too.
+    Yields nothing when the file has no audio stream; an audio-only file is read too.
     """
     with _open(path) as container:
         if not container.streams.audio:
-            return np.zeros(0, np.float32)
+            return
         audio = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks = []
-        try:
-            for frame in container.decode(audio):
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
-        except av.FFmpegError as err:
-            raise CodecError(f"{path}: corrupt or truncated audio ({_reason(err)})") from None
-        chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         duration = _stream_seconds(audio)
-        if duration is not None:
-            samples = samples[: round(duration * sample_rate)]
-        lead = _start_seconds(audio) - (_start_seconds(container.streams.video[0]) if container.streams.video else 0.0)
-        shift = round(lead * sample_rate)
-        samples = np.concatenate([np.zeros(shift, np.float32), samples]) if shift > 0 else samples[-shift:]
-    return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
+        limit = None if duration is None else round(duration * sample_rate)
+        video_start = _start_seconds(container.streams.video[0]) if container.streams.video else 0.0
+        shift = round((_start_seconds(audio) - video_start) * sample_rate)
+        if shift > 0:
+            yield np.zeros(shift, np.float32)
+        skip, decoded = max(0, -shift), 0
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        for chunk in _resampled(container, audio, resampler, path):
+            if limit is not None:
+                chunk = chunk[: max(0, limit - decoded)]
+            decoded += chunk.size
+            cut = min(skip, chunk.size)
+            chunk, skip = chunk[cut:], skip - cut
+            if chunk.size:
+                yield np.clip(chunk, -1.0, 1.0)
+            if limit is not None and decoded >= limit:
+                return
+
+
+def _resampled(container, audio, resampler, path) -> Iterator[np.ndarray]:
+    try:
+        for frame in container.decode(audio):
+            for out in resampler.resample(frame):
+                yield out.to_ndarray().reshape(-1)
+        for out in resampler.resample(None):
+            yield out.to_ndarray().reshape(-1)
+    except av.FFmpegError as err:
+        raise CodecError(f"{path}: corrupt or truncated audio ({_reason(err)})") from None
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
+    """All of `iter_audio` as one float32 (S,) array; empty (0,) when the file has no audio."""
+    chunks = list(iter_audio(path, sample_rate))
+    return np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
 
 
 def _pix_fmt(width: int, height: int) -> str:

@@ -26,7 +26,8 @@ from mmsd import emotions, sideinfo
 from mmsd.codec import VideoWriter, probe, read_frames, stream_bitrates
 from mmsd.degrade import resize
 from mmsd.errors import MmsdError
-from mmsd.restore import check_output_path, iter_audio
+from mmsd.codec import iter_audio
+from mmsd.restore import check_output_path
 
 AUTO_UNAVAILABLE = (
     "--emotion auto is not available yet (the emotion classifier of `mmsd train-emotion` is not shipped);"

@@ -46,7 +46,7 @@ import mmsd
 import mmsd.models as models
 from mmsd import emotions, sideinfo, weights
 from mmsd.audio import MfccConfig, iter_mfcc
-from mmsd.codec import CodecError, VideoWriter, probe, read_frames
+from mmsd.codec import CodecError, VideoWriter, _start_seconds, iter_audio, probe, read_frames
 from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
 
@@ -392,59 +392,6 @@ def check_output_path(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         raise MmsdError(f"{dst}: the output would overwrite the input")
 
 
-def iter_audio(path: str | os.PathLike, sample_rate: int = 16000) -> Iterator[np.ndarray]:
-    """The first audio stream as mono float32 chunks at ``sample_rate``, in constant memory.
-
-    Concatenated, the chunks equal ``mmsd.codec.read_audio(path, sample_rate)``: sample 0 is at
-    the first video frame, padding past the stream's declared duration is cut. Yields nothing
-    when the file has no audio.
-    """
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        raise CodecError(f"{path}: not a readable media file ({exc})") from None
-    try:
-        if not container.streams.audio:
-            return
-        audio = container.streams.audio[0]
-        limit = None if audio.duration is None else round(float(audio.duration * audio.time_base) * sample_rate)
-        lead = _start(audio) - (_start(container.streams.video[0]) if container.streams.video else 0.0)
-        shift = round(lead * sample_rate)
-        if shift > 0:
-            yield np.zeros(shift, np.float32)
-        skip, decoded = max(0, -shift), 0
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        for chunk in _resampled(container, audio, resampler, path):
-            if limit is not None:
-                chunk = chunk[: max(0, limit - decoded)]
-            decoded += chunk.size
-            cut = min(skip, chunk.size)
-            chunk, skip = chunk[cut:], skip - cut
-            if chunk.size:
-                yield np.clip(chunk, -1.0, 1.0)
-            if limit is not None and decoded >= limit:
-                return
-    finally:
-        container.close()
-
-
-def _resampled(container, audio, resampler, path) -> Iterator[np.ndarray]:
-    try:
-        for frame in container.decode(audio):
-            for out in resampler.resample(frame):
-                yield out.to_ndarray().reshape(-1)
-        for out in resampler.resample(None):
-            yield out.to_ndarray().reshape(-1)
-    except av.FFmpegError as exc:
-        raise CodecError(f"{path}: corrupt or truncated audio ({exc})") from None
-
-
-def _start(stream) -> float:
-    if stream.start_time is None or stream.time_base is None:
-        return 0.0
-    return float(stream.start_time * stream.time_base)
-
-
 class _AudioCopyWriter(VideoWriter):
     """`VideoWriter` whose audio track is the packets of another file's first audio stream, copied.
 
@@ -466,7 +413,7 @@ class _AudioCopyWriter(VideoWriter):
             else:
                 self._copy = self._container.add_stream(template=stream)
             video = self._source.streams.video[0]
-            self._shift = round(_start(video) / stream.time_base) if video.start_time else 0
+            self._shift = round(_start_seconds(video) / stream.time_base) if video.start_time else 0
             self._packets = self._source.demux(stream)
             self._pending = None
         except (av.FFmpegError, ValueError, IndexError) as exc:
