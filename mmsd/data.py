@@ -7,9 +7,10 @@ One item is (clip, crf, centre frame t) for every clip of the chosen actors, eve
 chosen CRF and every centre frame that has a stored HR frame (every ``hr_step``-th
 frame of the clip), thinned by ``frame_step``. Frames outside the clip are edge
 replicated (the first or last frame repeats). Training mode (``patch=p``) cuts a
-random p x p LR window and the HR 4p x 4p window over the same scene area; the crop
-of item i depends only on (seed, epoch, i), so runs repeat and DataLoader workers
-agree. Files are opened per read and per-clip arrays are loaded lazily in each
+random p x p LR window and the HR 4p x 4p window over the same scene area, anywhere
+in the frame (``crop_focus="frame"``) or centred on a random point of the frame's face
+box (``crop_focus="face"``, clamped to the frame); the crop of item i depends only on
+(seed, epoch, i), so runs repeat and DataLoader workers agree. Files are opened per read and per-clip arrays are loaded lazily in each
 worker, so the dataset works with any ``num_workers`` and start method.
 """
 
@@ -247,10 +248,14 @@ def window_indices(t: int, radius: int, num_frames: int, causal: bool = False) -
     return np.clip(t + offsets, 0, num_frames - 1)
 
 
+CROP_FOCUS = ("frame", "face")
+
+
 class CacheDataset(torch.utils.data.Dataset):
     """Samples (see `Sample`) over the clips of some actors in a prepared cache.
 
-    patch=None -> whole frames (evaluation); patch=p -> LR p x p crop + aligned HR 4p x 4p.
+    patch=None -> whole frames (evaluation); patch=p -> LR p x p crop + aligned HR 4p x 4p,
+    placed anywhere (crop_focus="frame") or around the face (crop_focus="face").
     causal=True -> window t-2N..t (streaming) instead of t-N..t+N.
     frame_step -> every frame_step-th of the centre frames that have HR.
     keys -> only these clips (e.g. 'Actor_05/01-01-03-02-01-01-05'), within `actors`.
@@ -266,6 +271,7 @@ class CacheDataset(torch.utils.data.Dataset):
         crfs: Sequence[int] | None = None,
         radius: int = 2,
         patch: int | None = None,
+        crop_focus: str = "frame",
         causal: bool = False,
         frame_step: int = 1,
         seed: int = 0,
@@ -282,11 +288,14 @@ class CacheDataset(torch.utils.data.Dataset):
         lr_w, lr_h = self.index.lr_size
         if patch is not None and not 1 <= patch <= min(lr_w, lr_h):
             raise ValueError(f"patch must be in 1..{min(lr_w, lr_h)} LR pixels, got {patch}")
+        if crop_focus not in CROP_FOCUS:
+            raise ValueError(f"crop_focus must be one of {', '.join(CROP_FOCUS)}, got {crop_focus!r}")
         if frame_step < 1:
             raise ValueError(f"frame_step must be >= 1, got {frame_step}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.radius, self.patch, self.causal, self.seed = radius, patch, causal, seed
+        self.crop_focus = crop_focus
         self.scale = self.index.scale
         self.epoch = 0
         self.clips = self.index.select(actors)
@@ -330,8 +339,14 @@ class CacheDataset(torch.utils.data.Dataset):
         if self.patch is None:
             return None
         lr_w, lr_h = self.index.lr_size
+        p = self.patch
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        return int(rng.integers(0, lr_h - self.patch + 1)), int(rng.integers(0, lr_w - self.patch + 1))
+        if self.crop_focus == "frame":
+            return int(rng.integers(0, lr_h - p + 1)), int(rng.integers(0, lr_w - p + 1))
+        ci, _, t = (int(v) for v in self.items[index])
+        x0, y0, x1, y1 = self._reader(ci).arrays["face_box"][t] / self.scale  # LR pixels
+        cy, cx = rng.uniform(y0, max(y1, y0 + 1)), rng.uniform(x0, max(x1, x0 + 1))
+        return (int(np.clip(round(cy - p / 2), 0, lr_h - p)), int(np.clip(round(cx - p / 2), 0, lr_w - p)))
 
     def __getitem__(self, index: int) -> Sample:
         if not -len(self) <= index < len(self):

@@ -48,11 +48,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from mmsd import metrics, weights
-from mmsd.data import CacheDataset, collate, read_index
+from mmsd.data import CROP_FOCUS, CacheDataset, collate, read_index
 from mmsd.errors import MmsdError
 from mmsd.models import MODELS, build_model, load_config
 from mmsd.models import losses
 from mmsd.models.discriminator import Discriminator
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,10 @@ class TrainConfig:
     iterations: int = 20_000
     batch_size: int = 8
     patch: int = 32                     # LR patch side; the HR target is 4x that
+    crop_focus: str = "face"            # crops centred in the face box, or "frame": anywhere
     lr: float = 1e-4
+    lr_schedule: str = "constant"       # or "cosine": lr decays to lr_min over `iterations`
+    lr_min: float = 1e-6
     betas: tuple[float, float] = (0.5, 0.9)
     offset_lr_scale: float = 0.1        # deformable offset/mask convs learn slower (EDVR)
     au_weight: float = 0.001            # lambda2
@@ -82,6 +88,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.batch_size < 1 or self.patch < 4 or self.iterations < 0:
             raise ValueError(f"bad training sizes: batch {self.batch_size}, patch {self.patch}, "
                              f"iterations {self.iterations}")
@@ -191,7 +199,8 @@ class Trainer:
         self.disc = (Discriminator(channels=model_config.get("disc_channels", 64)).to(self.dist.device)
                      if cfg.gan else None)
         self.opt_g = torch.optim.Adam(self._param_groups(self.model), lr=cfg.lr, betas=cfg.betas)
-        self.opt_d = (torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=cfg.betas)
+        self.opt_d = (torch.optim.Adam([{"params": self.disc.parameters(), "lr": cfg.d_lr, "initial_lr": cfg.d_lr}],
+                                       lr=cfg.d_lr, betas=cfg.betas)
                       if self.disc is not None else None)
         self.ddp_model = self._wrap(self.model)
         self.ddp_disc = self._wrap(self.disc) if self.disc is not None else None
@@ -202,7 +211,8 @@ class Trainer:
             train_keys = default_train if train_keys is None else train_keys
             val_keys = default_val if val_keys is None else val_keys
         self.train_set = CacheDataset(self.cache, actors=cfg.train_actors, keys=train_keys, crfs=cfg.crfs,
-                                      radius=radius, causal=causal, patch=cfg.patch, seed=cfg.seed)
+                                      radius=radius, causal=causal, patch=cfg.patch, crop_focus=cfg.crop_focus,
+                                      seed=cfg.seed)
         self.val_set = CacheDataset(self.cache, actors=cfg.train_actors, keys=val_keys, crfs=cfg.crfs,
                                     radius=radius, causal=causal, frame_step=cfg.val_frame_step)
         if len(self.train_set) == 0:
@@ -211,6 +221,11 @@ class Trainer:
         self.adv_start = (cfg.adv_start if cfg.adv_start is not None
                           else math.ceil(cfg.adv_start_epochs * len(self.train_set) / global_batch))
         self.iteration = 0
+        self._wall_before, self._session_start = 0.0, time.monotonic()
+
+    def wall_seconds(self) -> float:
+        """Training wall time over all sessions of this run (up to the last checkpoint, then this one)."""
+        return self._wall_before + time.monotonic() - self._session_start
 
     def _param_groups(self, model: nn.Module) -> list[dict]:
         offsets = {id(p) for p in getattr(model, "offset_parameters", lambda: [])()}
@@ -219,7 +234,7 @@ class Trainer:
         groups = [{"params": rest, "lr": self.cfg.lr}]
         if slow:
             groups.append({"params": slow, "lr": self.cfg.lr * self.cfg.offset_lr_scale})
-        return groups
+        return [g | {"initial_lr": g["lr"]} for g in groups]
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         if self.dist.world == 1:
@@ -237,7 +252,7 @@ class Trainer:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         opt_tensors, opt_rest = weights.flatten_optimizer("opt_g", self.opt_g.state_dict())
         tensors |= opt_tensors
-        meta = {"iteration": self.iteration, "opt_g": opt_rest}
+        meta = {"iteration": self.iteration, "opt_g": opt_rest, "wall_seconds": round(self.wall_seconds(), 1)}
         if self.disc is not None:
             tensors |= {f"disc.{k}": v for k, v in self.disc.state_dict().items()}
             d_tensors, d_rest = weights.flatten_optimizer("opt_d", self.opt_d.state_dict())
@@ -260,6 +275,7 @@ class Trainer:
             self.opt_d.load_state_dict(weights.unflatten_optimizer("opt_d", tensors, meta["opt_d"]))
         torch.set_rng_state(tensors["rng.torch"])
         self.iteration = int(meta["iteration"])
+        self._wall_before = float(meta.get("wall_seconds", 0.0))
 
     def save_model(self, path: Path, info: dict) -> None:
         weights.save_model(path, name=self.model_name, config=self.model_config,
@@ -267,9 +283,25 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
 
+    def lr_factor(self, iteration: int) -> float:
+        """Multiplier of every base learning rate at `iteration` (a function of it alone, so resume is exact)."""
+        cfg = self.cfg
+        if cfg.lr_schedule == "constant" or cfg.iterations == 0:
+            return 1.0
+        floor = cfg.lr_min / cfg.lr
+        progress = min(iteration / cfg.iterations, 1.0)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def _set_lr(self) -> None:
+        factor = self.lr_factor(self.iteration)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups if opt is not None else ():
+                group["lr"] = group["initial_lr"] * factor
+
     def _step(self, batch) -> dict[str, float]:
         cfg = self.cfg
         batch = batch.to(self.dist.device)
+        self._set_lr()
         self.model.train()
         out = self.ddp_model(batch.lr, mfcc=batch.mfcc, emotion=batch.emotion, crop=batch.crop)
         l1 = F.l1_loss(out.image, batch.hr)
@@ -333,6 +365,7 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.seed),
         )
         started, first = time.monotonic(), self.iteration
+        self._session_start = started
         bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=not main, desc="train",
                    dynamic_ncols=True, unit="it")
         last_val: dict[str, float] = {}
@@ -360,7 +393,7 @@ class Trainer:
             self.save_model(self.out / "model.safetensors", info={
                 "iterations": self.iteration, "train_config": dataclasses.asdict(cfg),
                 "data": str(self.cache), "validation_face_psnr": last_val,
-                "wall_seconds_last_session": round(time.monotonic() - started, 1),
+                "wall_seconds": round(self.wall_seconds(), 1),
             })
         return last_val
 
@@ -430,7 +463,8 @@ def resume(out: Path, *, iterations: int | None = None, device: str = "auto") ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="small", help="model config: a shipped name (small, paper) or a YAML path")
+    parser.add_argument("--config", default="small",
+                        help="model config: a shipped name (small, paper: configs/MODEL-NAME.yaml) or a YAML path")
     parser.add_argument("--model", default="mmsd", choices=sorted(MODELS), help="network to train")
     parser.add_argument("--data", type=Path, help="cache written by `mmsd prepare`")
     parser.add_argument("--out", type=Path, help="run folder (checkpoints, logs, model.safetensors)")
@@ -441,6 +475,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, dest="batch_size")
     parser.add_argument("--patch", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="constant (paper) or cosine decay to --lr-min")
+    parser.add_argument("--lr-min", type=float)
+    parser.add_argument("--crop-focus", choices=CROP_FOCUS, help="training crops around the face (default) or anywhere")
     parser.add_argument("--gan", action="store_true", default=None, help="add the emotion-conditioned cGAN loss")
     parser.add_argument("--adv-start", type=int, help="iteration at which L_adv starts (default: 2 epochs)")
     parser.add_argument("--crf", type=int, nargs="+", dest="crfs", help="train on these CRFs only")
@@ -470,7 +507,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.data is None or args.out is None:
         raise MmsdError("a new run needs --data CACHE and --out RUN (or --resume RUN)")
-    model_config = dataclasses.asdict(load_config(args.config, **_parse_overrides(args.set)))
+    model_config = dataclasses.asdict(load_config(args.config, model=args.model, **_parse_overrides(args.set)))
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in train_fields and v is not None}
     cfg = config_from_dict(TrainConfig, given)

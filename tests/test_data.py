@@ -113,6 +113,21 @@ def test_training_crops_are_aligned_and_boxes_follow(prepared_cache):
             np.testing.assert_array_equal(box, (full - shift).clamp(0, 4 * p))
 
 
+def test_face_focused_crops_cover_the_face(prepared_cache):
+    p = 16
+    crops = CacheDataset(prepared_cache, actors=None, crfs=[15], patch=p, seed=3, crop_focus="face")
+    anywhere = CacheDataset(prepared_cache, actors=None, crfs=[15], patch=p, seed=3)
+    inside = []
+    for ds in (crops, anywhere):
+        face_pixels = [int(((s.face_box[2] - s.face_box[0]) * (s.face_box[3] - s.face_box[1])).clamp(min=0))
+                       for s in (ds[i] for i in range(0, len(ds), 3))]
+        inside.append(np.mean([a > 0 for a in face_pixels]))
+    assert inside[0] == 1.0  # every face-focused crop holds part of the face
+    assert inside[1] < 1.0   # crops anywhere in the frame often miss it (the fixture's face is small)
+    with pytest.raises(ValueError, match="crop_focus"):
+        CacheDataset(prepared_cache, actors=None, patch=p, crop_focus="mouth")
+
+
 def test_crops_depend_only_on_seed_epoch_and_index(prepared_cache):
     a = CacheDataset(prepared_cache, actors=None, patch=24, seed=7)
     b = CacheDataset(prepared_cache, actors=None, patch=24, seed=7)

@@ -30,11 +30,12 @@ def _inputs(cfg: MMSDConfig, b: int = 2, h: int = 13, w: int = 11, seed: int = 0
 
 
 def _unzero(model: torch.nn.Module) -> None:
-    """Give zero-initialised layers (offsets, last conv) small random weights so gradients reach everything."""
+    """Perturb every weight matrix, so the zero- and identity-initialised layers (offsets, fusions,
+    last conv) stop blocking the gradient, as after a first optimiser step."""
     g = torch.Generator().manual_seed(1)
     for p in model.parameters():
-        if p.dim() > 1 and torch.all(p == 0):
-            p.data.copy_(torch.randn(p.shape, generator=g) * 0.05)
+        if p.dim() > 1:
+            p.data.add_(torch.randn(p.shape, generator=g) * 0.05)
 
 
 @pytest.mark.parametrize("audio,emotion", list(itertools.product([False, True], [False, True])))
@@ -65,6 +66,19 @@ def test_every_branch_that_is_on_gets_gradient_from_the_image(audio, emotion):
     model(lr, mfcc, em).image.abs().mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
+
+
+@pytest.mark.parametrize("audio,emotion", [(True, True), (True, False), (False, True)])
+def test_untrained_branches_leave_the_image_only_output_unchanged(audio, emotion):
+    # the fusions start as the identity on f_V, so every ablation starts from the same function
+    cfg = dataclasses.replace(TINY, audio=audio, emotion=emotion)
+    full = MMSDNet(cfg).eval()
+    _unzero(full.reconstruction)  # a non-trivial output, shared by both models
+    image_only = MMSDNet(dataclasses.replace(cfg, audio=False, emotion=False)).eval()
+    image_only.load_state_dict(full.state_dict(), strict=False)
+    lr, mfcc, em = _inputs(cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(full(lr, mfcc, em).image, image_only(lr).image)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -184,6 +198,22 @@ def test_named_configs_load_and_override(tmp_path):
     with pytest.raises(ValueError, match="neither paper nor small"):
         load_config("huge")
     assert parse_overrides(["channels=16", "audio=false"]) == {"channels": 16, "audio": False}
+
+
+@pytest.mark.parametrize("model", ["edvr", "dbpn"])
+def test_baseline_small_configs_match_mmsd_small_in_size(model):
+    # issue 5: baselines trained under the same budget have about MMSD small's parameter count
+    mmsd_params = complexity(build_model("mmsd", dataclasses.asdict(load_config("small")))).params
+    small = load_config("small", model=model)
+    paper = load_config("paper", model=model)
+    assert paper == type(small)()  # the paper files spell out the published defaults
+    params = complexity(build_model(model, dataclasses.asdict(small))).params
+    assert 0.85 < params / mmsd_params < 1.15
+    assert load_config("small", model=model, radius=1).radius == 1
+    with pytest.raises(ValueError, match="unknown config key.*trunk_blocks"):
+        load_config("small", model=model, trunk_blocks=2)
+    with pytest.raises(ValueError, match="unknown model"):
+        load_config("small", model="vdsr")
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["channels"])
 
@@ -195,6 +225,18 @@ def test_complexity_counts_params_and_macs():
     assert 3.0 < full.macs_per_frame / small.macs_per_frame < 4.0  # conv work scales with area
     no_audio = complexity(MMSDNet(dataclasses.replace(TINY, audio=False)))
     assert no_audio.macs_per_frame < full.macs_per_frame
+    # a transposed conv (DBPN's up-projection) counts input x C_out x kh x kw on top of the convs
+    dbpn = build_model("dbpn", {"features": 8, "channels": 4, "stages": 2}).eval()
+    conv_macs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: conv_macs.append(o.numel() * m.weight[0].numel()))
+             for m in dbpn.modules() if type(m) is torch.nn.Conv2d]
+    with torch.no_grad():
+        dbpn(torch.zeros(1, 5, 3, 8, 8))
+    for h in hooks:
+        h.remove()
+    deconvs = [m for m in dbpn.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    deconv_macs = sum(8 * 8 * m.in_channels * m.out_channels * 64 for m in deconvs)  # all read 8x8 LR maps
+    assert deconvs and complexity(dbpn, (8, 8)).macs_per_frame == sum(conv_macs) + deconv_macs
 
 
 def test_build_model_from_a_config_dict():
@@ -215,3 +257,19 @@ def test_upsampler_scales_to_rgb():
     assert torch.all(Upsampler(8, 4, zero_last=True)(x) == 0)
     with pytest.raises(ValueError, match="scale 2, 4 or 8"):
         Upsampler(8, 3)
+
+
+def test_precomputed_frame_features_give_the_plain_forward():
+    """The streaming fast path: per-frame features computed once and passed in change nothing."""
+    model = MMSDNet(dataclasses.replace(TINY, radius=2)).eval()
+    _unzero(model)
+    lr, mfcc, em = _inputs(model.cfg, b=3)
+    b, t, _, h, w = lr.shape
+    with torch.no_grad():
+        plain = model(lr, mfcc, em)
+        features = model.frame_features(lr.reshape(b * t, 3, h, w)).view(b, t, -1, h, w)  # (B, T, C, H, W)
+        fast = model(lr, mfcc, em, frame_features=features)
+    torch.testing.assert_close(fast.image, plain.image, rtol=0, atol=1e-6)
+    torch.testing.assert_close(fast.au, plain.au, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="expected frame features"):
+        model(lr, mfcc, em, frame_features=features[:, 1:])

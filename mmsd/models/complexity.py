@@ -1,6 +1,6 @@
 """Parameter count and multiply-accumulates (MACs) per restored frame.
 
-MACs are counted with forward hooks: Conv2d, Linear, LSTM (4 gates x hidden x (input + hidden)
+MACs are counted with forward hooks: Conv2d, ConvTranspose2d, Linear, LSTM (4 gates x hidden x (input + hidden)
 per step, layer and direction) and the deformable conv (its matmul plus 4 MACs per bilinear
 sample). Element-wise ops (activations, attention products, interpolation) are not counted.
 """
@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from mmsd.models.deform import ModulatedDeformConv2d
-from mmsd.models.mmsd import MMSDNet
 
 
 @dataclass(frozen=True)
@@ -31,6 +30,8 @@ def _macs(module: nn.Module, inputs, output) -> int:
     if isinstance(module, nn.Conv2d):
         k = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
         return output.numel() * k
+    if isinstance(module, nn.ConvTranspose2d):  # every input value meets C_out/groups x kh x kw weights
+        return inputs[0].numel() * module.weight.shape[1] * module.kernel_size[0] * module.kernel_size[1]
     if isinstance(module, nn.Linear):
         return output.numel() * module.in_features
     if isinstance(module, nn.LSTM):
@@ -48,24 +49,26 @@ def _macs(module: nn.Module, inputs, output) -> int:
     return 0
 
 
-def complexity(model: MMSDNet, lr_size: tuple[int, int] = (72, 120)) -> Complexity:
-    """Params and MACs for restoring one frame of LR size (H, W) (default 120x72)."""
+def complexity(model: nn.Module, lr_size: tuple[int, int] = (72, 120)) -> Complexity:
+    """Params and MACs of any restoration model here (its `cfg` has `radius`) for one frame of
+    LR size (H, W) (default 120x72); audio inputs take the model's MFCC shape, else 4 x 20."""
     cfg = model.cfg
     h, w = lr_size
+    frames = 2 * cfg.radius + 1
     total = 0
 
     def hook(module, inputs, output):
         nonlocal total
         total += _macs(module, inputs, output)
 
-    kinds = (nn.Conv2d, nn.Linear, nn.LSTM, ModulatedDeformConv2d)
+    kinds = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.LSTM, ModulatedDeformConv2d)
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, cfg.num_frames, 3, h, w),
-                  torch.zeros(1, cfg.num_frames, cfg.mfcc_per_frame, cfg.n_mfcc),
+            model(torch.zeros(1, frames, 3, h, w),
+                  torch.zeros(1, frames, getattr(cfg, "mfcc_per_frame", 4), getattr(cfg, "n_mfcc", 20)),
                   torch.zeros(1, dtype=torch.long))
     finally:
         model.train(was_training)

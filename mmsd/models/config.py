@@ -1,8 +1,11 @@
-"""MMSDConfig: the knobs of MMSD-Net, and the named YAML configs (`paper`, `small`).
+"""MMSDConfig: the knobs of MMSD-Net, and the named YAML configs of every network.
 
 Dataclass defaults are the `paper` values. Where the paper (Sec. 3) is silent the choice
 is ours and marked "(ours)" below; all of them are plain fields, overridable by YAML or
 by `load_config(name, key=value)`.
+
+Named configs are `configs/<model>-<name>.yaml` (`mmsd-small`, `edvr-paper`, ...);
+`load_config("small", model="edvr")` reads one into that model's config dataclass.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from mmsd.models.bicubic import BicubicConfig
+from mmsd.models.dbpn import DBPNConfig
+from mmsd.models.edvr import EDVRConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 NAMED_CONFIGS = ("paper", "small")
@@ -42,6 +49,7 @@ class MMSDConfig:
     au_hidden: int = 128          # width of the AU generator's Linear blocks (ours)
     au_dropout: float = 0.2       # dropout of the AU generator's Linear blocks (ours)
     emotion_hidden: int = 64      # width of the 3 FC layers AU -> channel attention (ours)
+    au_stop_gradient: bool = False  # L_E trains the AU generator only, not f_V (ours; see MMSDNet)
     # reconstruction (Sec. 3.1)
     recon_blocks: int = 10        # residual blocks before the x4 upsampler (paper: 10)
     upsample_channels: int = 64   # width of the two pixel-shuffle x2 stages (ours; EDVR uses C)
@@ -89,28 +97,33 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_keys(keys, where: str) -> None:
-    known = {f.name for f in fields(MMSDConfig)}
+def _check_keys(keys, where: str, config_type: type) -> None:
+    known = {f.name for f in fields(config_type)}
     unknown = sorted(set(keys) - known)
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(known))}")
 
 
-def load_config(name_or_path: str | Path = "paper", **overrides: Any) -> MMSDConfig:
-    """Read a named config ('paper', 'small') or a YAML file, then apply overrides.
+def load_config(name_or_path: str | Path = "paper", *, model: str = "mmsd", **overrides: Any):
+    """Read a named config ('paper', 'small') of `model` or a YAML file, then apply overrides.
 
-    Raises ValueError on an unknown name, a missing file, an unknown key or a bad value.
+    Returns the model's config dataclass (MMSDConfig for 'mmsd'). Raises ValueError on an
+    unknown model or name, a missing file, an unknown key or a bad value.
     """
+    if model not in CONFIG_TYPES:
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(CONFIG_TYPES)}")
+    config_type = CONFIG_TYPES[model]
     if str(name_or_path) in NAMED_CONFIGS:
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
+        path = CONFIG_DIR / f"{model}-{name_or_path}.yaml"
+        values = _read_yaml(path) if path.exists() else {}  # bicubic has nothing to configure
     else:
         path = Path(name_or_path)
         if path.suffix not in (".yaml", ".yml"):
             raise ValueError(f"config {str(name_or_path)!r} is neither {' nor '.join(NAMED_CONFIGS)} nor a .yaml file")
-    values = _read_yaml(path)
-    _check_keys(values, path.name)
-    _check_keys(overrides, "overrides")
-    return MMSDConfig(**{**values, **overrides})
+        values = _read_yaml(path)
+    _check_keys(values, path.name, config_type)
+    _check_keys(overrides, "overrides", config_type)
+    return config_type(**{**values, **overrides})
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -122,6 +135,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             raise ValueError(f"override {item!r} must look like key=value")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+CONFIG_TYPES: dict[str, type] = {
+    "mmsd": MMSDConfig, "edvr": EDVRConfig, "dbpn": DBPNConfig, "bicubic": BicubicConfig,
+}
 
 
 def config_dict(cfg: MMSDConfig) -> dict[str, Any]:

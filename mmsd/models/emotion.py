@@ -3,7 +3,9 @@
 Choices where the paper is silent: f_V is global-average-pooled to a C-vector and
 concatenated with s; the AU generator's three Linear layers have ReLU+Dropout after the
 first two, the third outputs the 17 AU intensities unconstrained (OpenFace's 0..5 scale);
-the channel attention is 3 Linear layers with ReLU between and a sigmoid at the end.
+the channel attention is 3 Linear layers with ReLU between and 2*sigmoid at the end, its
+last layer zero-initialised: w_VA starts at exactly 1 (f_VA passes unchanged) and can
+learn to weaken or strengthen each channel.
 """
 
 from __future__ import annotations
@@ -31,16 +33,18 @@ class AUGenerator(nn.Module):
 
 
 class AUAttention(nn.Module):
-    """AUs -> 3 FC -> channel attention w_VA in (0, 1)^C."""
+    """AUs -> 3 FC -> channel attention w_VA in (0, 2)^C, 1 before training."""
 
     def __init__(self, *, channels: int, hidden: int) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
             nn.Linear(NUM_AUS, hidden), nn.ReLU(inplace=True),
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
-            nn.Linear(hidden, channels), nn.Sigmoid(),
+            nn.Linear(hidden, channels),
         )
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, au: Tensor) -> Tensor:
         """au (Tensor[B, 17]) -> Tensor[B, C]."""
-        return self.mlp(au)
+        return 2.0 * torch.sigmoid(self.mlp(au))

@@ -3,13 +3,25 @@
 Choices where the paper is silent: theta and phi are conv1x1 embeddings to
 `attention_channels` (as the non-local block [30] they cite); the inner product is scaled
 by 1/sqrt(attention_channels) so the sigmoid starts unsaturated; s enters eq. 5 as 15
-constant maps (its one-hot broadcast over H x W).
+constant maps (its one-hot broadcast over H x W). Both fusion convs start as the identity
+on the video features and zero on what they add (audio maps, emotion maps), so an
+untrained network with a branch switched on computes what it computes without it, and
+a branch only changes the output as far as training finds it useful (default-initialised
+1x1 convs would instead scramble and shrink f_V at every fusion, which slowed training).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+
+def _identity_then_zero(conv: nn.Conv2d) -> None:
+    """A conv1x1 over [x, extra] that starts as x: identity on the first C_out inputs, zero elsewhere."""
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    with torch.no_grad():
+        conv.weight[:, : conv.out_channels, 0, 0].copy_(torch.eye(conv.out_channels))
 
 
 class AudioVideoFusion(nn.Module):
@@ -20,6 +32,7 @@ class AudioVideoFusion(nn.Module):
         self.theta = nn.Conv2d(video_channels, embed_channels, 1)
         self.phi = nn.Conv2d(audio_channels, embed_channels, 1)
         self.fuse = nn.Conv2d(video_channels + audio_channels, video_channels, 1)
+        _identity_then_zero(self.fuse)
         self.scale = embed_channels ** -0.5
 
     def forward(self, f_v: Tensor, f_a: Tensor) -> tuple[Tensor, Tensor]:
@@ -35,6 +48,7 @@ class EmotionFusion(nn.Module):
     def __init__(self, *, channels: int, num_states: int) -> None:
         super().__init__()
         self.fuse = nn.Conv2d(channels + num_states, channels, 1)
+        _identity_then_zero(self.fuse)
 
     def forward(self, f_va: Tensor, w_va: Tensor, s: Tensor) -> Tensor:
         """f_va (Tensor[B, C, H, W]), w_va (Tensor[B, C]), s (Tensor[B, 15] one-hot) -> Tensor[B, C, H, W]."""
