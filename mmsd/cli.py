@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("mmsd.decode", "receiver: restore a low bit-rate video with a soft decoder (audio copied)"),
     "train": ("mmsd.train", "train MMSD-Net (or a baseline) on a prepared cache"),
     "eval": ("mmsd.evaluate", "the paper's evaluation: Table 1, ablation, per-emotion gains, figures, BD-rate"),
+    "train-emotion": ("mmsd.train_emotion", "train the sender-side emotion classifier (for encode --emotion auto)"),
     "finetune": ("mmsd.finetune", "adapt a model to one test speaker and score it (person-ID prior, Sec. 4.3)"),
     "demo": ("mmsd.demo", "run the built-in demonstration"),
 }

@@ -5,8 +5,10 @@ degradation, `mmsd.degrade.resize`); a size not divisible by the scale is floore
 (161x97 at x4 -> 40x24). Audio is re-encoded as mono AAC at the source's sample rate
 (default 32 kbit/s, plenty for speech). The emotion state goes into the mp4 `comment`
 tag as `mmsd.sideinfo` JSON; with no ``--emotion`` the side information carries only
-the format version and scale, and the receiver assumes neutral. Frames and audio are
-streamed, never all in memory.
+the format version and scale, and the receiver assumes neutral. ``--emotion auto`` finds
+the states with the classifier of `mmsd train-emotion` (`mmsd.emotion_classifier`) on the
+full-quality frames, in a first pass over the input, since the side information goes into
+the header before the first frame. Frames and audio are streamed, never all in memory.
 """
 
 from __future__ import annotations
@@ -25,14 +27,12 @@ from tqdm import tqdm
 from mmsd import emotions, sideinfo
 from mmsd.codec import VideoWriter, probe, read_frames, stream_bitrates
 from mmsd.degrade import resize
+from mmsd.emotion_classifier import EmotionClassifier, EmotionTrack
 from mmsd.errors import MmsdError
 from mmsd.codec import iter_audio
-from mmsd.restore import check_output_path
+from mmsd.restore import WEIGHTS_DIR, check_output_path
 
-AUTO_UNAVAILABLE = (
-    "--emotion auto is not available yet (the emotion classifier of `mmsd train-emotion` is not shipped);"
-    " give --emotion STATE or --emotion-track CSV"
-)
+EMOTION_MODEL = WEIGHTS_DIR / "emotion.safetensors"  # the shipped classifier for --emotion auto
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio-kbps", type=float, default=32, help="AAC bit-rate in kbit/s (default 32)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--emotion", metavar="STATE",
-                       help=f"one emotion state for the whole clip: {', '.join(emotions.NAMES)}, or an id 0..14")
+                       help=f"one emotion state for the whole clip: {', '.join(emotions.NAMES)}, or an id 0..14;"
+                            " or 'auto': the emotion classifier reads the speaker's face")
     group.add_argument("--emotion-track", type=Path, metavar="CSV",
                        help="per-segment states: 'frame,state' rows, each state holding from its 0-based frame on")
+    parser.add_argument("--emotion-model", type=Path, metavar="PATH",
+                        help="classifier weights for --emotion auto (default weights/emotion.safetensors)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -55,9 +58,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--scale must be a positive integer, got {args.scale}")
     if args.audio_kbps <= 0:
         raise ValueError(f"--audio-kbps must be positive, got {args.audio_kbps}")
-    if args.emotion is not None and args.emotion.strip().lower() == "auto":
-        raise MmsdError(AUTO_UNAVAILABLE)
-    if args.emotion is not None:
+    auto = args.emotion is not None and args.emotion.strip().lower() == "auto"
+    if args.emotion_model is not None and not auto:
+        raise MmsdError("--emotion-model is used only with --emotion auto")
+    if auto:
+        track = auto_emotion(args.input, args.output, model=args.emotion_model or EMOTION_MODEL,
+                             progress=not args.quiet)
+        print(f"emotion auto: {track.describe()}")
+        side = sideinfo.SideInfo(scale=args.scale, segments=track.segments)
+    elif args.emotion is not None:
         side = sideinfo.SideInfo(scale=args.scale, segments=((0, emotions.parse(args.emotion).id),))
     elif args.emotion_track is not None:
         side = sideinfo.read_emotion_track(args.emotion_track, scale=args.scale)
@@ -126,6 +135,29 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, side: sideinf
     return EncodeReport(width=width, height=height, frames=count, fps=info.fps, side=side,
                         video_bps=bits.video_bits / bits.duration, audio_bps=bits.audio_bits / bits.duration,
                         side_bps=side.bits / bits.duration)
+
+
+def auto_emotion(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | os.PathLike = EMOTION_MODEL,
+                 progress: bool = True) -> EmotionTrack:
+    """The emotion segments of `src` by the classifier in `model`, streaming over its frames once.
+
+    `dst` is the output the caller will write: it is checked first, so a bad path fails fast."""
+    src, model = Path(src), Path(model)
+    if not model.is_file():
+        raise MmsdError(f"--emotion auto needs the emotion classifier {model}, which does not exist;"
+                        " train one with `mmsd train-emotion` or give --emotion STATE")
+    classifier = EmotionClassifier.load(model)
+    info = probe(src)
+    check_output_path(src, dst)
+    bar = tqdm(read_frames(src), total=info.num_frames, unit="frame", desc=f"emotion {src.name}",
+               disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    try:
+        return classifier.track(bar, fps=info.fps)
+    except BaseException:
+        bar.leave = False  # the error line alone stays on the terminal
+        raise
+    finally:
+        bar.close()
 
 
 def _describe(side: sideinfo.SideInfo) -> str:

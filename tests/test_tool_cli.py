@@ -122,9 +122,14 @@ def test_encode_odd_size_and_no_audio(tmp_path):
     assert (restored.width, restored.height, restored.num_frames, restored.has_audio) == (120, 72, 6, False)
 
 
-def test_decode_emotion_auto_hook(source, tmp_path, capsys):
-    assert cli.main(["encode", str(source), "-o", str(tmp_path / "low.mp4"), "--emotion", "auto", "-q"]) == 1
-    assert "--emotion auto is not available yet" in capsys.readouterr().err
+def test_encode_emotion_auto_needs_a_face(source, tmp_path, capsys):
+    from mmsd.emotion_classifier import EmotionClassifier, EmotionNet
+
+    model = tmp_path / "emotion.safetensors"
+    EmotionClassifier(EmotionNet()).save(model)
+    args = ["encode", str(source), "-o", str(tmp_path / "low.mp4"), "--emotion", "auto", "--emotion-model", str(model)]
+    assert cli.main([*args, "-q"]) == 1
+    assert "found no face in any of the 5 frames" in capsys.readouterr().err
     assert no_leftovers(tmp_path, "low.mp4")
 
 
