@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-emotion": ("mmsd.train_emotion", "train the sender-side emotion classifier (for encode --emotion auto)"),
     "finetune": ("mmsd.finetune", "adapt a model to one test speaker and score it (person-ID prior, Sec. 4.3)"),
     "demo": ("mmsd.demo", "run the built-in demonstration"),
+    "bench": ("mmsd.bench", "time the soft decoders here: model and end-to-end frames/s, real-time factor, memory"),
+    "export": ("mmsd.export", "write a restoration network as an ONNX graph (for `decode --engine onnx`)"),
 }
 
 
@@ -47,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         _top_parser().parse_args(argv)  # prints usage or help and exits
         return 2
     name, rest = argv[0], argv[1:]
+    # Before torch loads: idle OpenMP workers sleep instead of spinning. On a CPU shared with other
+    # jobs, spinning made 2-thread runs 3-5x slower than 1 thread (docs/speed.md). The user's value wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     module_name, help_text = COMMANDS[name]
     parser = argparse.ArgumentParser(prog=f"mmsd {name}", description=help_text)
     try:

@@ -11,21 +11,29 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from mmsd import emotions
-from mmsd.restore import DEFAULT_MODEL, Restorer
+from mmsd.restore import DEFAULT_MODEL, ENGINES, Restorer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="the low bit-rate video (e.g. written by `mmsd encode`)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the restored mp4 to write")
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"shipped model name (e.g. mmsd, edvr, dbpn, bicubic) or a .safetensors path"
-                             f" (default {DEFAULT_MODEL})")
+                        help=f"shipped model name (e.g. mmsd, edvr, dbpn, bicubic), a .safetensors path or an"
+                             f" .onnx file from `mmsd export` (default {DEFAULT_MODEL})")
+    parser.add_argument("--engine", choices=ENGINES,
+                        help="torch, or onnx: ONNX Runtime on the CPU (a weights file is exported on first use"
+                             " and cached under ~/.cache/mmsd/onnx). Default: onnx for an .onnx model, else torch")
     parser.add_argument("--emotion", metavar="STATE",
                         help="emotion state for every frame, overriding the side information:"
                              f" {', '.join(emotions.NAMES)}, or an id 0..14")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--batch", type=int, default=4, help="frames per forward pass (default 4)")
+    parser.add_argument("--batch", type=int, help="frames per forward pass (default: 1 on the CPU, 4 on a GPU)")
+    parser.add_argument("--threads", type=int,
+                        help=f"CPU threads for the network (default: torch's, {torch.get_num_threads()} here;"
+                             " 1 is faster while other jobs keep the cores busy)")
     parser.add_argument("--crf", type=float, default=12, help="x264 CRF of the restored video (default 12)")
     parser.add_argument("--preset", default="fast", help="x264 preset of the restored video (default fast)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -33,12 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     emotion = emotions.parse(args.emotion) if args.emotion is not None else None
-    restorer = Restorer(args.model, device=args.device, batch_size=args.batch)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.engine == "onnx" and not str(args.model).endswith(".onnx") and not args.quiet:
+        print("mmsd decode: the onnx engine exports the model on first use (cached for the next runs)",
+              file=sys.stderr)
+    restorer = Restorer(args.model, device=args.device, batch_size=args.batch, engine=args.engine)
     report = restorer.restore_file(
         args.input, args.output, emotion=emotion, progress=not args.quiet, crf=args.crf, preset=args.preset,
         on_warning=lambda message: print(f"mmsd decode: warning: {message}", file=sys.stderr),
     )
     print(f"wrote {report.output}: {report.frames} frames {report.width}x{report.height} (W x H), model "
-          f"{report.model}, emotion {report.emotion_source}, audio {report.audio}; "
+          f"{report.model} ({report.engine}), emotion {report.emotion_source}, audio {report.audio}; "
           f"{report.fps:.1f} fps, peak memory {report.peak_rss_mb:.0f} MB")
     return 0

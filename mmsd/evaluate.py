@@ -51,6 +51,8 @@ import dataclasses
 import io
 import json
 import math
+import shlex
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -158,8 +160,11 @@ class EvalModel:
 
 
 def shipped_models() -> list[str]:
-    """Names of the weight files shipped under weights/."""
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+    """Names of the restoration networks shipped under weights/ (not the emotion classifier)."""
+    from mmsd.models import MODELS
+    from mmsd.weights import models_in
+
+    return models_in(WEIGHTS_DIR, MODELS)
 
 
 def _bicubic(label: str, radius: int = 2, causal: bool = False) -> EvalModel:
@@ -833,9 +838,12 @@ def run(args: argparse.Namespace) -> int:
     # 4. files
     for stem, table in tables.items():
         write_table(out, stem, table)
-    atomic_write_text(out / "results.md", "\n".join(t.markdown() for t in tables.values()))
+    command = "mmsd " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else "mmsd eval (from Python)"
+    markdown = "\n".join(t.markdown() for t in tables.values())
+    atomic_write_text(out / "results.md", f"Made by `{command}`.\n\n{markdown}")
     summary = {
-        "cache": str(args.data), "actors": list(actors), "crfs": _crfs_of(rows), "subset": dataclasses.asdict(subset),
+        "command": command, "cache": str(args.data), "actors": list(actors), "crfs": _crfs_of(rows),
+        "subset": dataclasses.asdict(subset),
         "hr_step": hr_step, "frames_per_model": len(rows) // len(models), "protocol": protocol,
         "models": [{"label": m.label, "arch": m.arch, "source": m.source, "config": m.config,
                     "uses_emotion": m.uses_emotion, "eval_restore_seconds": restore_seconds[m.label]}

@@ -21,6 +21,14 @@ Choices:
 * Output. x264 at CRF 12 (preset fast) by default: the restoration, not the re-encode,
   should decide the quality. The input's first audio stream is copied packet for
   packet (no re-encode) into the same atomic write, interleaved with the video.
+* Per-frame features. A network with a ``frame_features`` method (MMSD-Net) extracts each
+  frame's features once, as the frame enters the window, and every window it is in reuses
+  them (the network's forward would extract them 2N+1 times); the output is the same.
+* Engines. ``torch`` runs the network in PyTorch (inference mode; on the CPU with
+  channels-last weights, which moves the network given as an ``nn.Module`` too). ``onnx`` runs an ONNX
+  graph with ONNX Runtime on the CPU: a ``.onnx`` file written by `mmsd export --onnx`, or
+  a weights name or file exported on first use into a cache (see `mmsd.export`). It
+  recomputes the per-frame features in every window. See docs/speed.md for the figures.
 """
 
 from __future__ import annotations
@@ -53,18 +61,19 @@ from mmsd.models.bicubic import Bicubic, BicubicConfig
 WEIGHTS_DIR = Path(mmsd.__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "mmsd"
 BUILTIN = "bicubic"  # needs no weights file
+ENGINES = ("torch", "onnx")
 
 
 def shipped_models() -> list[str]:
-    """Names accepted by ``Restorer(name)``: ``bicubic`` and every weights/<name>.safetensors."""
-    found = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
-    return [BUILTIN, *found]
+    """Names accepted by ``Restorer(name)``: ``bicubic`` and every restoration network shipped
+    as weights/<name>.safetensors (not the sender's emotion classifier)."""
+    return [BUILTIN, *weights.models_in(WEIGHTS_DIR, models.MODELS)]
 
 
 @dataclass
 class DecodeReport:
     """What `Restorer.restore_file` did. ``fps`` is end to end (decode, restore, encode);
-    ``peak_rss_mb`` is the process's peak resident memory so far (getrusage), not this call's alone."""
+    ``peak_rss_mb`` is the process's peak resident memory so far (`peak_rss_mb`), not this call's alone."""
 
     output: Path
     frames: int
@@ -77,6 +86,7 @@ class DecodeReport:
     emotion_source: str  # "argument", "side information", "neutral (default)" or "unused"
     audio: str  # "copied", "none"
     warnings: list[str] = field(default_factory=list)
+    engine: str = "torch"
 
 
 class Restorer:
@@ -84,10 +94,14 @@ class Restorer:
 
     Args:
         model: a shipped name (``shipped_models()``), a path to a model file written by
-            `mmsd.weights.save_model`, ``"bicubic"``, or an ``nn.Module`` (then ``config`` is
-            required: a dict with at least ``radius`` and ``causal``).
+            `mmsd.weights.save_model`, ``"bicubic"``, a ``.onnx`` file written by `mmsd export`,
+            or an ``nn.Module`` (then ``config`` is required: a dict with at least ``radius``
+            and ``causal``).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-        batch_size: frames restored per forward pass.
+        batch_size: frames restored per forward pass. None: 1 on the CPU (the fastest there, about
+            1.2-1.8x batch 4: one window's tensors stay in cache; docs/speed.md), 4 on a GPU.
+        engine: ``"torch"``, or ``"onnx"`` (ONNX Runtime, CPU, as many threads as
+            ``torch.get_num_threads()``). None: ``onnx`` for a ``.onnx`` file, else ``torch``.
     """
 
     def __init__(
@@ -96,19 +110,42 @@ class Restorer:
         *,
         config: dict | None = None,
         device: str | torch.device = "cpu",
-        batch_size: int = 4,
+        batch_size: int | None = None,
+        engine: str | None = None,
     ) -> None:
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        onnx_file = not isinstance(model, nn.Module) and str(model).endswith(".onnx")
+        self.engine = engine or ("onnx" if onnx_file else "torch")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; known: {', '.join(ENGINES)}")
+        if onnx_file and self.engine != "onnx":
+            raise ValueError(f"{model} is an ONNX graph: it runs with engine 'onnx'")
         self.device = _device(device)
-        self.batch_size = batch_size
-        if isinstance(model, nn.Module):
-            if config is None:
-                raise ValueError("Restorer(nn.Module) needs config= (a dict with radius and causal)")
-            self.name, self.config, network = type(model).__name__.lower(), dict(config), model
+        if self.engine == "onnx" and self.device.type != "cpu":
+            raise MmsdError(f"the onnx engine runs on the CPU, not on {self.device}")
+        self.batch_size = batch_size or (1 if self.device.type == "cpu" else 4)
+        if onnx_file:
+            from mmsd.export import OnnxNetwork
+
+            network = OnnxNetwork(model)
+            self.name, self.config = network.name, network.config
         else:
-            self.name, self.config, network = _load(model)
-        self.model = network.to(self.device).eval()
+            if isinstance(model, nn.Module):
+                if config is None:
+                    raise ValueError("Restorer(nn.Module) needs config= (a dict with radius and causal)")
+                self.name, self.config, network = type(model).__name__.lower(), dict(config), model
+            else:
+                self.name, self.config, network = load_network(model)
+            network = network.to(self.device).eval()
+            if self.engine == "torch" and self.device.type == "cpu":
+                # oneDNN's convolutions run 10-90% faster on NHWC weights and activations (docs/speed.md)
+                network = network.to(memory_format=torch.channels_last)
+            if self.engine == "onnx":
+                network = _to_onnx(network, self.name, self.config, cache=not isinstance(model, nn.Module))
+        self.model = network
+        # MMSD-Net's per-frame features, computed once per frame instead of once per window
+        self._frame_features = getattr(network, "frame_features", None) if self.engine == "torch" else None
         self.radius = int(self.config.get("radius", 2))
         self.causal = bool(self.config.get("causal", False))
         self.scale = int(self.config.get("scale", 4))
@@ -146,7 +183,7 @@ class Restorer:
         features = iter(mfcc) if (self.uses_audio and mfcc is not None) else None
         states = _state_iter(emotion) if self.uses_emotion else None
         lookahead = 0 if self.causal else self.radius
-        window: deque[tuple[torch.Tensor, np.ndarray | None, int | None]] = deque()  # (frame, MFCC, state)
+        window: deque[_WindowFrame] = deque()
         base = 0  # index of window[0]
         total: int | None = None  # number of frames, once the input has run out
         done = 0  # frames restored so far
@@ -162,7 +199,7 @@ class Restorer:
                 size = frame.shape[:2]
                 vectors = self._next_mfcc(features, index) if self.uses_audio else None
                 state = next(states) if states is not None else None
-                window.append((torch.from_numpy(frame).permute(2, 0, 1), vectors, state))  # (3, H, W) uint8
+                window.append(_WindowFrame(torch.from_numpy(frame).permute(2, 0, 1), vectors, state))  # (3, H, W) uint8
             available = total if total is not None else base + len(window) - lookahead
             count = min(self.batch_size, available - done)
             if count <= 0:
@@ -191,17 +228,28 @@ class Restorer:
         last = (total if total is not None else base + len(window)) - 1
         index = [[min(max(t + o, 0), last) - base for o in self.offsets] for t in range(first, first + count)]
         flat = [i for row in index for i in row]
-        lr = torch.stack([window[i][0] for i in flat]).to(self.device)  # (B*T, 3, H, W) uint8
-        lr = lr.view(count, len(self.offsets), *lr.shape[1:]).float().div_(255.0)  # (B, T, 3, H, W)
+        t = len(self.offsets)
+        lr = _to_float(torch.stack([window[i].pixels for i in flat]).to(self.device))  # (B*T, 3, H, W)
+        lr = lr.view(count, t, *lr.shape[1:])  # (B, T, 3, H, W)
         mfcc = None
         if self.uses_audio:
-            mfcc = torch.from_numpy(np.stack([window[i][1] for i in flat])).to(self.device)  # (B*T, K, M)
-            mfcc = mfcc.view(count, len(self.offsets), *mfcc.shape[1:])  # (B, T, K, M)
+            mfcc = torch.from_numpy(np.stack([window[i].mfcc for i in flat])).to(self.device)  # (B*T, K, M)
+            mfcc = mfcc.view(count, t, *mfcc.shape[1:])  # (B, T, K, M)
         emotion = None
         if self.uses_emotion:
-            states = [window[t - base][2] for t in range(first, first + count)]
+            states = [window[i - base].state for i in range(first, first + count)]
             emotion = torch.tensor(states, device=self.device)  # (B,)
-        image = self.model(lr, mfcc=mfcc, emotion=emotion).image  # (B, 3, sH, sW)
+        if self._frame_features is None:
+            image = self.model(lr, mfcc=mfcc, emotion=emotion).image  # (B, 3, sH, sW)
+        else:
+            new = [frame for frame in window if frame.features is None]
+            if new:
+                pixels = _to_float(torch.stack([frame.pixels for frame in new]).to(self.device))  # (N, 3, H, W)
+                for frame, features in zip(new, self._frame_features(pixels)):
+                    frame.features = features  # (C, H, W)
+            features = torch.stack([window[i].features for i in flat])  # (B*T, C, H, W)
+            features = features.view(count, t, *features.shape[1:])  # (B, T, C, H, W)
+            image = self.model(lr, mfcc=mfcc, emotion=emotion, frame_features=features).image  # (B, 3, sH, sW)
         return image.clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def restore_file(
@@ -293,8 +341,32 @@ class Restorer:
         return DecodeReport(
             output=dst, frames=count, seconds=seconds, fps=count / seconds if seconds > 0 else float("inf"),
             peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, model=self.name,
-            emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned,
+            emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned, engine=self.engine,
         )
+
+
+@dataclass
+class _WindowFrame:
+    """One decoded frame held in the sliding window, with what belongs to it."""
+
+    pixels: torch.Tensor  # (3, H, W) uint8
+    mfcc: np.ndarray | None  # (K, M), when the model uses audio
+    state: int | None  # emotion state id, when the model uses emotion
+    features: torch.Tensor | None = None  # (C, H, W), the network's frame_features once computed
+
+
+def _to_float(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames -> float32 in [0, 1], as the networks were trained."""
+    return frames.float().div_(255.0)
+
+
+def _to_onnx(network: nn.Module, name: str, config: dict, *, cache: bool):
+    """The network exported to ONNX and loaded in ONNX Runtime (through the export cache if `cache`)."""
+    from mmsd.export import OnnxNetwork, cached_export, temporary_export
+
+    if cache:
+        return OnnxNetwork(cached_export(network, name=name, config=config))
+    return temporary_export(network, name=name, config=config)
 
 
 def _check_complete(src: Path, info, count: int) -> None:
@@ -318,7 +390,7 @@ def _device(device: str | torch.device) -> torch.device:
     return device
 
 
-def _load(model: str | os.PathLike) -> tuple[str, dict, nn.Module]:
+def load_network(model: str | os.PathLike) -> tuple[str, dict, nn.Module]:
     """(name, config dict, network with weights) of a shipped name, a file path or 'bicubic'."""
     text = str(model)
     if text == BUILTIN:
@@ -376,7 +448,16 @@ def _check_frame(frame, index: int, size: tuple[int, int] | None) -> np.ndarray:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux reports KB, macOS bytes)."""
+    """Peak resident memory of this process so far, in MB: VmHWM on Linux (getrusage's maximum
+    carries over the peak of a large parent that forked and exec'd this process), else getrusage
+    (Linux reports KB, macOS bytes)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

@@ -11,7 +11,13 @@ Choices where the paper is silent (all configurable):
 - the deformable-offset convolutions learn at 0.1x the learning rate (EDVR's guard
   against offset blow-up); the mean |offset| is logged;
 - validation is face-region PSNR on a fixed ~5% of the *training actors'* clips,
-  held out of training; the test actors are never touched here.
+  held out of training; the test actors are never touched here;
+- training crops are centred in the face box by default (`--crop-focus face`): the face
+  is ~140x135 of a 480x288 frame, so uniform 32x32 LR crops are mostly background;
+- `--lr-schedule cosine` decays the lr from `--lr` to `--lr-min` over `--iterations`
+  (the shipped CPU recipe, 5e-4 -> 1e-6; the paper's constant 1e-4 is the default). The
+  horizon is `--iterations`: resuming a finished run with more iterations re-stretches
+  the schedule, so the lr jumps back up at the resume point.
 
 Determinism and resume: the sample at global position p is item perm_e[p % N] of
 epoch e = p // N with a permutation seeded by (seed, e), and the dataset's crop is a

@@ -11,6 +11,7 @@ so a kill never leaves a half-written file at the target path.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -31,17 +32,39 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: di
 
 def read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and string metadata of a safetensors file; MmsdError if it is not one."""
+    metadata = read_metadata(path)
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise MmsdError(f"{path}: not a safetensors weights file ({exc})") from None
+    return tensors, metadata
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """String metadata of a safetensors file, from its header alone (no tensor is read)."""
     path = Path(path)
     if not path.is_file():
         raise MmsdError(f"{path}: no such weights file")
     try:
-        tensors = load_file(path)
         with open(path, "rb") as f:
             header_len = int.from_bytes(f.read(8), "little")
+            if not 0 < header_len <= path.stat().st_size - 8:
+                raise ValueError(f"header length {header_len} does not fit the file")
             header = json.loads(f.read(header_len))
-    except (SafetensorError, ValueError, OSError) as exc:
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except (ValueError, OSError) as exc:
         raise MmsdError(f"{path}: not a safetensors weights file ({exc})") from None
-    return tensors, header.get("__metadata__", {}) or {}
+    return header.get("__metadata__", {}) or {}
+
+
+def models_in(directory: str | Path, kinds: Iterable[str]) -> list[str]:
+    """Sorted stems of the model files in `directory` whose model name is one of `kinds`
+    (e.g. the restoration networks, leaving out the sender's emotion classifier)."""
+    kinds = set(kinds)
+    directory = Path(directory)
+    paths = sorted(directory.glob("*.safetensors")) if directory.is_dir() else []
+    return [p.stem for p in paths if read_metadata(p).get("model") in kinds]
 
 
 def save_model(path: str | Path, *, name: str, config: dict, state: dict[str, torch.Tensor],

@@ -107,7 +107,7 @@ def test_audio_and_emotion_follow_the_window():
 
 def test_missing_audio_and_emotion_become_silence_and_neutral():
     recorder = Recorder(FULL)
-    list(Restorer(recorder, config=FULL).restore_frames(numbered_frames(3)))
+    list(Restorer(recorder, config=FULL, batch_size=4).restore_frames(numbered_frames(3)))
     _, mfcc, emotion = recorder.calls[0]
     assert mfcc.shape == (3, 5, 4, 20) and not mfcc.any()
     assert emotion.tolist() == [emotions.NEUTRAL.id] * 3
@@ -241,6 +241,42 @@ def test_restore_file_interrupted_leaves_nothing(tmp_path, monkeypatch):
         restorer.restore_file(src, tmp_path / "out.mp4", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["low.mp4"]
     assert len(list(read_frames(src))) == 12
+
+
+class PlainForward(nn.Module):
+    """The network without its frame_features method: the Restorer then runs the plain forward."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, lr, mfcc=None, emotion=None):
+        return self.network(lr, mfcc, emotion)
+
+
+def test_streaming_extracts_each_frame_once_and_gives_the_plain_output():
+    config = dataclasses.asdict(load_config(
+        "small", channels=8, deform_groups=2, attention_channels=8, audio_hidden=8, audio_layers=1, au_hidden=8,
+        emotion_hidden=8, recon_blocks=1, trunk_blocks=1, upsample_channels=8, extract_blocks=1,
+    ))
+    torch.manual_seed(0)
+    model = build_model("mmsd", config).eval()
+    for p in model.parameters():  # away from the zero/identity init, so every branch matters
+        p.data.add_(torch.randn_like(p) * 0.1)
+    extracted: list[int] = []
+    real = model.frame_features
+    model.frame_features = lambda frames: extracted.append(len(frames)) or real(frames)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (11, 12, 20, 3), dtype=np.uint8)
+    mfcc = rng.standard_normal((11, 4, 20)).astype(np.float32)
+    states = [0, 0, 3, 3, 3, 7, 7, 7, 7, 1, 1]
+    fast = list(Restorer(model, config=config, batch_size=4).restore_frames(frames, mfcc=mfcc, emotion=states))
+    plain = list(Restorer(PlainForward(model), config=config, batch_size=4).restore_frames(
+        frames, mfcc=mfcc, emotion=states))
+    assert sum(extracted) == 11  # once per frame, not once per window (55)
+    assert len(fast) == len(plain) == 11
+    for a, b in zip(fast, plain):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # uint8 rounding of equal floats
 
 
 def test_real_mmsd_network_from_a_model_file(tmp_path):

@@ -202,3 +202,15 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "--actors must be in 1..99" in capsys.readouterr().err
     with pytest.raises(ValueError, match="even and at least"):
         generate.parse_size("30x20")
+
+
+def test_one_process_can_write_one_actor_at_two_frame_sizes(tmp_path):
+    """The per-actor renderer cache is keyed by frame size too (the demo and `mmsd bench` share a process)."""
+    from mmsd.synth.generate import SynthConfig, write_clip
+
+    state = emotions.parse("calm-normal")
+    for width, height in [(320, 192), (256, 160)]:
+        cfg = SynthConfig(out=tmp_path, actors=(24,), width=width, height=height, crf=30, preset="ultrafast")
+        path = write_clip(cfg, 24, state, 1, 1, path=tmp_path / f"{width}.mp4")
+        info = probe(path)
+        assert (info.width, info.height) == (width, height)

@@ -49,3 +49,13 @@ def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(Exception):
         weights.atomic_save({"x": "not a tensor"}, target, {})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_models_in_lists_only_the_asked_kinds_from_headers(tmp_path):
+    """The restorer's list of shipped models leaves out other model files (the emotion classifier)."""
+    for stem, name in [("mmsd", "mmsd"), ("edvr-x", "edvr"), ("emotion", "emotion-cnn")]:
+        weights.save_model(tmp_path / f"{stem}.safetensors", name=name, config={}, state={"w": torch.zeros(1)})
+    (tmp_path / "notes.md").write_text("not weights")
+    assert weights.models_in(tmp_path, ["mmsd", "edvr", "dbpn"]) == ["edvr-x", "mmsd"]
+    assert weights.models_in(tmp_path / "missing", ["mmsd"]) == []
+    assert weights.read_metadata(tmp_path / "emotion.safetensors")["model"] == "emotion-cnn"

@@ -68,11 +68,21 @@ class VideoBranch(nn.Module):
         self.fuse = nn.Sequential(nn.Conv2d(num_frames * channels, channels, 1), lrelu())
         self.trunk = residual_stack(channels, trunk_blocks)
 
-    def forward(self, lr: Tensor) -> tuple[Tensor, Tensor | None]:
-        """lr (Tensor[B, T, 3, H, W]) -> f_V (Tensor[B, C, H, W]), offset_abs_mean (scalar Tensor or None if T=1)."""
+    def forward(self, lr: Tensor, features: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """lr (Tensor[B, T, 3, H, W]) -> f_V (Tensor[B, C, H, W]), offset_abs_mean (scalar Tensor or None if T=1).
+
+        features (Tensor[B, T, C, H, W] or None): `self.extract` of every frame of lr, if already
+        computed. A frame's features depend on that frame alone, so streaming inference extracts
+        each frame once instead of once per window it is in (2N+1 times)."""
         b, t, _, h, w = lr.shape
         ref = self.reference_index
-        feats = self.extract(lr.reshape(b * t, 3, h, w)).view(b, t, -1, h, w)  # (B, T, C, H, W)
+        if features is None:
+            feats = self.extract(lr.reshape(b * t, 3, h, w)).view(b, t, -1, h, w)  # (B, T, C, H, W)
+        elif features.dim() != 5 or features.shape[:2] != (b, t) or features.shape[3:] != (h, w):
+            raise ValueError(f"expected frame features (B, T, C, H, W) = ({b}, {t}, C, {h}, {w}), "
+                             f"got {tuple(features.shape)}")
+        else:
+            feats = features
         c = feats.shape[2]
         offset_abs_mean = None
         if t > 1:

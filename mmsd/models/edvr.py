@@ -162,9 +162,8 @@ class EDVR(nn.Module):
         ref_index = t - 1 if self.cfg.causal else t // 2
         centre = lr[:, ref_index]
         pad_h, pad_w = -height % 4, -width % 4
-        frames = lr.reshape(b * t, 3, height, width)
-        if pad_h or pad_w:
-            frames = F.pad(frames, (0, pad_w, 0, pad_h), mode="replicate")
+        # padding by zero is a copy; padding always keeps the size symbolic in an ONNX export
+        frames = F.pad(lr.reshape(b * t, 3, height, width), (0, pad_w, 0, pad_h), mode="replicate")
         # 1. features and their pyramid, per frame
         level1 = self.extract(_lrelu(self.head(frames)))  # (B*T, C, H, W)
         level2 = self.down[0](level1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -65,14 +66,16 @@ class MMSDNet(nn.Module):
                                              upsample_channels=cfg.upsample_channels)
 
     def forward(self, lr: Tensor, mfcc: Tensor | None = None, emotion: Tensor | None = None,
-                *, crop: Tensor | None = None) -> MMSDOutput:
+                *, crop: Tensor | None = None, frame_features: Tensor | None = None) -> MMSDOutput:
         """lr (Tensor[B, T, 3, H, W]) in [0, 1]; mfcc (Tensor[B, T, K, M]), needed when cfg.audio;
         emotion (Tensor[B] long, 0..14), needed when cfg.emotion; crop (Tensor[B, 4] or None):
-        for a crop, its (x0, y0, x1, y1) as fractions of the full frame, so f_A is cut to match."""
+        for a crop, its (x0, y0, x1, y1) as fractions of the full frame, so f_A is cut to match;
+        frame_features (Tensor[B, T, C, H, W] or None): `frame_features` of every frame of lr, if
+        already computed (streaming inference reuses them across overlapping windows)."""
         self._check_inputs(lr, mfcc, emotion)
         b, _, _, h, w = lr.shape
         # 1. video branch: per-frame features, deformable alignment to the reference, fusion -> f_V
-        f_v, offset_abs_mean = self.video(lr)  # (B, C, H, W)
+        f_v, offset_abs_mean = self.video(lr, frame_features)  # (B, C, H, W)
         f = f_v
         attention = au = None
         # 2. audio branch: MFCC window -> BiLSTM -> FC -> upsampling -> f_A  (B, C_A, H, W)
@@ -83,11 +86,16 @@ class MMSDNet(nn.Module):
         # 4. emotion: AU generator (eq. 4) -> channel attention w_VA -> emotion fusion (eq. 5) -> f_VAE
         if self.cfg.emotion:
             s = F.one_hot(emotion.long(), NUM_STATES).to(lr.dtype)  # (B, 15)
-            au = self.au_generator(f_v, s)
+            au = self.au_generator(f_v.detach() if self.cfg.au_stop_gradient else f_v, s)
             f = self.emotion_fusion(f, self.au_attention(au), s)
         # 5. reconstruction: residual blocks, x4 pixel shuffle, + bicubic(reference frame)
         image = self.reconstruction(f, lr[:, self.cfg.reference_index])
         return MMSDOutput(image=image, au=au, offset_abs_mean=offset_abs_mean, audio_attention=attention)
+
+    def frame_features(self, frames: Tensor) -> Tensor:
+        """frames (Tensor[N, 3, H, W]) in [0, 1] -> per-frame features (Tensor[N, C, H, W]), what
+        `forward` computes for each frame of a window before aligning them."""
+        return self.video.extract(frames)
 
     def _check_inputs(self, lr: Tensor, mfcc: Tensor | None, emotion: Tensor | None) -> None:
         cfg = self.cfg
@@ -104,7 +112,9 @@ class MMSDNet(nn.Module):
             if emotion is None or tuple(emotion.shape) != (b,):
                 got = None if emotion is None else tuple(emotion.shape)
                 raise ValueError(f"emotion branch is on: expected emotion ids of shape ({b},), got {got}")
-            if emotion.is_floating_point() or emotion.min() < 0 or emotion.max() >= NUM_STATES:
+            # an exported graph cannot branch on values: there the caller vouches for the range
+            out_of_range = not torch.compiler.is_exporting() and (emotion.min() < 0 or emotion.max() >= NUM_STATES)
+            if emotion.is_floating_point() or out_of_range:
                 raise ValueError(f"emotion ids must be integers in 0..{NUM_STATES - 1}, got {emotion.tolist()}")
 
     def offset_parameters(self) -> list[nn.Parameter]:

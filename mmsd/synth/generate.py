@@ -165,14 +165,16 @@ def _actor_parts(cfg: SynthConfig, actor: int):
     return look, style, renderer
 
 
-_cache: dict[int, tuple] = {}
+_cache: dict[tuple, tuple] = {}
 
 
 def _parts(cfg: SynthConfig, actor: int):
-    if actor not in _cache:
+    """An actor's look, style and renderer, for the frame size and seed of `cfg`."""
+    key = (actor, cfg.width, cfg.height, cfg.seed)
+    if key not in _cache:
         _cache.clear()  # one actor at a time: clips are handed out in actor order
-        _cache[actor] = _actor_parts(cfg, actor)
-    return _cache[actor]
+        _cache[key] = _actor_parts(cfg, actor)
+    return _cache[key]
 
 
 def _writer(path: Path, cfg: SynthConfig, meta: dict[str, str]):

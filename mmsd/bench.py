@@ -1,0 +1,441 @@
+"""`mmsd bench`: how fast the soft decoders run here. A script that prints figures; no test asserts on them.
+
+    mmsd bench                                  # every model, small and paper, both engines, end to end
+    mmsd bench --models mmsd edvr --configs small --frames 8 --threads 1
+    mmsd bench --profile                        # + MMSD-Net per stage, and the decoder's other work per frame
+
+Measured at the paper's LR size (120x72 -> 480x288), T = 2N+1 = 5:
+
+* forward: frames/s of the network's plain forward, batch ``--batch``, ``--frames`` frames,
+  in PyTorch and (onnx forward) in ONNX Runtime;
+* stream: frames/s of `Restorer.restore_frames` over ``--frames`` random frames (windowing,
+  uint8 conversion and, for MMSD-Net under torch, the per-frame feature cache), engine torch
+  and onnx;
+* end to end: `Restorer.restore_file` on a synthesized clip (a test actor, 480x288, sent at
+  120x72 with x264 CRF 40 and emotion side information): frames/s, the real-time factor
+  (processing time / video duration; < 1 keeps up with playback) and the decoder's peak
+  RSS, each decode in a fresh process;
+* MMSD-Net's time per frame relative to EDVR of the same width, from the forward rows of
+  this run.
+
+Models: every shipped ``weights/*.safetensors`` with its weights, and the named ``small`` and
+``paper`` configs of each network (`mmsd.models.load_config`) with random weights (speed
+does not depend on the values); ``edvr-small`` has the width of ``mmsd-small`` (C = 32),
+``edvr-paper`` that of ``mmsd-paper`` (C = 64). Timings are medians of repeated runs; the
+machine's load average before and after is in the JSON: other jobs on the CPU move every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmsd import weights
+from mmsd.errors import MmsdError
+from mmsd.fileio import atomic_path
+from mmsd.models import MODELS, RestorationOutput, build_model, load_config
+from mmsd.restore import WEIGHTS_DIR, Restorer
+
+LR_HW = (72, 120)  # (H, W)
+CONFIG_NAMES = ("small", "paper")
+E2E_DEFAULT = ("bicubic", "mmsd-small")
+
+
+@dataclass
+class Entry:
+    """One network to time: a label, its architecture and config, and a weights file if shipped."""
+
+    label: str
+    arch: str
+    config: dict
+    weights: Path | None = None  # None: random weights
+
+    def build(self) -> nn.Module:
+        network = build_model(self.arch, self.config)
+        if self.weights is not None:
+            network.load_state_dict(weights.read_model(self.weights)[2])
+        return network.eval()
+
+
+def entries(archs: list[str], config_names: list[str]) -> list[Entry]:
+    """Shipped models first, then the random-weight configs of each architecture."""
+    found = []
+    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []:
+        arch, config, _, _ = weights.read_model(path)
+        if arch in archs:
+            found.append(Entry(f"{path.stem} (shipped)", arch, config, path))
+    for arch in archs:
+        if arch == "bicubic":  # nothing to configure
+            found.append(Entry("bicubic", "bicubic", dataclasses.asdict(load_config("paper", model="bicubic"))))
+            continue
+        for name in config_names:
+            found.append(Entry(f"{arch}-{name}", arch, dataclasses.asdict(load_config(name, model=arch))))
+    return found
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: first calls pick kernels and grow the allocator
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _random_inputs(config: dict, batch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    g = torch.Generator().manual_seed(0)
+    t = 2 * int(config.get("radius", 2)) + 1
+    lr = torch.rand(batch, t, 3, *LR_HW, generator=g)
+    mfcc = torch.randn(batch, t, int(config.get("mfcc_per_frame", 4)), int(config.get("n_mfcc", 20)), generator=g)
+    emotion = torch.randint(0, 15, (batch,), generator=g)
+    return lr, (mfcc if config.get("audio") else None), (emotion if config.get("emotion") else None)
+
+
+def time_forward(network: nn.Module, config: dict, *, frames: int, batch: int) -> float:
+    """Frames/s of the plain forward at 120x72, `batch` windows per call."""
+    lr, mfcc, emotion = _random_inputs(config, batch)
+    calls = max(1, math.ceil(frames / batch))
+    with torch.inference_mode():
+        seconds = _median_seconds(lambda: network(lr, mfcc, emotion), calls)
+    return batch / seconds
+
+
+def time_stream(restorer: Restorer, *, frames: int) -> float:
+    """Frames/s of Restorer.restore_frames over `frames` random 120x72 frames (and random MFCC)."""
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (frames, *LR_HW, 3), dtype=np.uint8)
+    mfcc = rng.standard_normal((frames, restorer.mfcc_config.per_frame, restorer.mfcc_config.n_mfcc)).astype(np.float32)
+
+    def restore(count: int) -> None:
+        for _ in restorer.restore_frames(video[:count], mfcc=mfcc, emotion="happy-strong"):
+            pass
+
+    restore(min(frames, restorer.batch_size))  # warm-up
+    start = time.perf_counter()
+    restore(frames)
+    return frames / (time.perf_counter() - start)
+
+
+def _decode_job(source: str, model: str, threads: int, batch: int) -> dict:
+    """In a fresh process: restore `source` with `model`; the report and this process's peak RSS."""
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
+        report = Restorer(model, batch_size=batch).restore_file(source, Path(folder) / "restored.mp4",
+                                                                 progress=False, on_warning=lambda m: None)
+    return {"frames": report.frames, "seconds": report.seconds, "fps": report.fps,
+            "peak_rss_mb": report.peak_rss_mb, "engine": report.engine}
+
+
+def run_decode(source: Path, model: str | Path, *, threads: int, batch: int) -> dict:
+    """`_decode_job` in a spawned process, so its peak RSS is its own."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_decode_job, str(source), str(model), threads, batch).result()
+
+
+def make_clip(folder: Path) -> tuple[Path, float]:
+    """A synthesized test-actor clip, 480x288, sent as `mmsd encode` sends it: 120x72, x264 CRF 40,
+    AAC and emotion side information. Returns (low.mp4, duration in seconds)."""
+    from mmsd import emotions, sideinfo
+    from mmsd.codec import probe
+    from mmsd.encode import encode_file
+    from mmsd.synth.generate import SynthConfig, write_clip
+
+    state = emotions.parse("happy-strong")
+    source = write_clip(SynthConfig(out=folder, actors=(24,), width=480, height=288), 24, state, 1, 1,
+                        path=folder / "source.mp4")
+    low = folder / "low.mp4"
+    encode_file(source, low, side=sideinfo.SideInfo(scale=4, segments=((0, state.id),)), crf=40, progress=False)
+    info = probe(low)
+    return low, info.num_frames / float(info.fps)
+
+
+def profile_mmsd(network: nn.Module, config: dict, *, batch: int, repeats: int, cached: bool) -> dict[str, float]:
+    """ms per frame of each stage of MMSD-Net's forward, timed with forward hooks. `cached`: as the
+    streaming decoder runs it, each window extracting the features of its one new frame only."""
+    stages = {
+        "video: per-frame features": [network.video.extract],
+        "video: offset features": [network.video.align.offset_feat],
+        "video: offset conv": [network.video.align.dcn.conv_offset],
+        "video: deformable conv": [network.video.align.dcn],  # its offset conv is taken out below
+        "video: fuse + trunk": [network.video.fuse, network.video.trunk],
+    }
+    if config.get("audio"):
+        stages["audio: BiLSTM + maps"] = [network.audio]
+        stages["A/V fusion"] = [network.av_fusion]
+    if config.get("emotion"):
+        stages["emotion: AUs, attention, fusion"] = [network.au_generator, network.au_attention,
+                                                     network.emotion_fusion]
+    stages["reconstruction: residual blocks"] = [network.reconstruction.body]
+    stages["reconstruction: x4 upsampler"] = [network.reconstruction.up]
+    totals = dict.fromkeys(stages, 0.0)
+    started: dict[str, float] = {}
+
+    def enter(name):
+        return lambda module, inputs: started.__setitem__(name, time.perf_counter())
+
+    def leave(name):
+        return lambda module, inputs, output: totals.__setitem__(
+            name, totals[name] + time.perf_counter() - started[name])
+
+    handles = [hook for name, modules in stages.items() for module in modules
+               for hook in (module.register_forward_pre_hook(enter(name)), module.register_forward_hook(leave(name)))]
+    lr, mfcc, emotion = _random_inputs(config, batch)
+    b, t = lr.shape[:2]
+    whole = 0.0
+    try:
+        with torch.inference_mode():
+            features = network.frame_features(lr.flatten(0, 1)).view(b, t, -1, *LR_HW) if cached else None
+            for step in range(repeats + 1):  # step 0 warms up
+                if step == 1:
+                    totals.update(dict.fromkeys(totals, 0.0))
+                start = time.perf_counter()
+                if cached:
+                    network.frame_features(lr[:, 0])  # (B, C, H, W): the new frame of each window
+                network(lr, mfcc, emotion, frame_features=features)
+                whole += (time.perf_counter() - start) if step else 0.0
+    finally:
+        for handle in handles:
+            handle.remove()
+    ms = {name: 1000 * value / repeats / b for name, value in totals.items()}
+    ms["video: deformable conv"] -= ms["video: offset conv"]
+    ms["other (bicubic skip, concatenation, checks)"] = 1000 * whole / repeats / b - sum(ms.values())
+    ms["total"] = 1000 * whole / repeats / b
+    return ms
+
+
+class _NoNetwork(nn.Module):
+    """Returns a black image of the right size: what is left of the decoder is its own work."""
+
+    def forward(self, lr, mfcc=None, emotion=None):
+        b, _, _, h, w = lr.shape
+        return RestorationOutput(image=lr.new_zeros(b, 3, 4 * h, 4 * w))
+
+
+def profile_decoder(clip: Path) -> dict[str, float]:
+    """ms per frame of what `restore_file` does besides the network, on the clip (after a first
+    MFCC call: librosa's import costs about a second once per process)."""
+    from mmsd.audio import MfccConfig, iter_mfcc
+    from mmsd.codec import VideoWriter, iter_audio, probe, read_frames
+
+    info = probe(clip)
+    next(iter_mfcc(iter_audio(clip, MfccConfig.sample_rate), info.fps))  # the first call imports librosa (~1 s)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    frames = list(read_frames(clip))
+    n = len(frames)
+    timings["decode the LR video (PyAV)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    mfcc = list(itertools.islice(iter_mfcc(iter_audio(clip, MfccConfig.sample_rate), info.fps), n))
+    timings["decode audio + MFCC"] = time.perf_counter() - start
+    window = Restorer(_NoNetwork(), config={"radius": 2, "audio": True, "emotion": True})
+    start = time.perf_counter()
+    list(window.restore_frames(frames, mfcc=mfcc, emotion="happy-strong"))
+    timings["windows, uint8 <-> float, batching"] = time.perf_counter() - start
+    start = time.perf_counter()
+    restored = list(Restorer("bicubic").restore_frames(frames))
+    timings["bicubic network (for scale)"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
+        start = time.perf_counter()
+        with VideoWriter(Path(folder) / "out.mp4", width=restored[0].shape[1], height=restored[0].shape[0],
+                         fps=info.fps, crf=12, preset="fast") as writer:
+            for frame in restored:
+                writer.write(frame)
+        timings["x264 encode of the 480x288 output (CRF 12, fast)"] = time.perf_counter() - start
+    return {name: 1000 * seconds / n for name, seconds in timings.items()}
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(cell.rjust(width) if i else cell.ljust(width)
+                     for i, (cell, width) in enumerate(zip(cells, widths)))
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(f"\n{title}")
+    print(_row(header, widths))
+    for r in rows:
+        print(_row([str(c) for c in r], widths))
+
+
+def _fps(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        help="architectures to time (default: all)")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIG_NAMES), choices=CONFIG_NAMES,
+                        help="random-weight configs (default: small paper)")
+    parser.add_argument("--frames", type=int, default=8, help="frames per measurement (default 8)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="windows per forward pass (default 1, the decoder's default on the CPU)")
+    parser.add_argument("--threads", type=int, help="torch (and ONNX Runtime) threads (default: torch's, "
+                                                    f"{torch.get_num_threads()} here)")
+    parser.add_argument("--engines", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+    parser.add_argument("--e2e", nargs="*", metavar="LABEL",
+                        help="models to time end to end on a synthesized clip, by label (default: those of "
+                             f"{', '.join(E2E_DEFAULT)} in the run, and shipped models); --e2e alone: none")
+    parser.add_argument("--profile", action="store_true",
+                        help="also time MMSD-Net stage by stage and the decoder's work besides the network")
+    parser.add_argument("--out", type=Path, default=Path("results/bench.json"), help="JSON to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.frames < 1 or args.batch < 1:
+        raise MmsdError("--frames and --batch must be >= 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise MmsdError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"torch": torch.__version__, "threads": threads, "cpus": os.cpu_count(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "python": platform.python_version(),
+            "lr_size": list(reversed(LR_HW)), "frames": args.frames, "batch": args.batch,
+            "load_average_before": list(os.getloadavg())}
+    if "onnx" in args.engines:
+        import onnxruntime
+
+        meta["onnxruntime"] = onnxruntime.__version__
+    plural = "s" if threads > 1 else ""
+    print(f"mmsd bench: {threads} thread{plural}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
+          "(other jobs on the CPU move every figure)")
+    if "onnx" in args.engines:
+        from mmsd.export import export_onnx
+    todo = entries(args.models, args.configs)
+    rows, results = [], []
+    with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
+        folder = Path(folder)
+        for entry in todo:
+            network = entry.build()
+            result = {"label": entry.label, "arch": entry.arch, "weights": str(entry.weights or "random"),
+                      "params": sum(p.numel() for p in network.parameters())}
+            if "torch" in args.engines:
+                result["forward_fps"] = time_forward(network, entry.config, frames=args.frames, batch=args.batch)
+                result["stream_fps"] = time_stream(Restorer(network, config=entry.config, batch_size=args.batch),
+                                                   frames=args.frames)
+            if "onnx" in args.engines and entry.arch != "bicubic":
+                start = time.perf_counter()
+                onnx_file = export_onnx(network, folder / f"{entry.label.split()[0]}.onnx", name=entry.arch,
+                                        config=entry.config)
+                result["onnx_export_seconds"] = time.perf_counter() - start
+                result["onnx_file"] = str(onnx_file)
+                onnx_restorer = Restorer(onnx_file, batch_size=args.batch)
+                result["onnx_forward_fps"] = time_forward(onnx_restorer.model, entry.config, frames=args.frames,
+                                                          batch=args.batch)
+                result["onnx_stream_fps"] = time_stream(onnx_restorer, frames=args.frames)
+            results.append(result)
+            rows.append([entry.label, f"{result['params'] / 1e6:.2f} M", _fps(result.get("forward_fps")),
+                         _fps(result.get("stream_fps")), _fps(result.get("onnx_forward_fps")),
+                         _fps(result.get("onnx_stream_fps")),
+                         f"{result['onnx_export_seconds']:.0f} s" if "onnx_export_seconds" in result else "-"])
+            print(f"  {entry.label}: " + ", ".join(f"{key} {_fps(result.get(key + '_fps'))}" for key in
+                                                   ("forward", "stream", "onnx_forward", "onnx_stream")) + " fps",
+                  flush=True)
+        by_label = {r["label"]: r for r in results}
+        relative = {}
+        for name in args.configs:
+            mmsd, edvr = by_label.get(f"mmsd-{name}"), by_label.get(f"edvr-{name}")
+            if mmsd and edvr and "forward_fps" in mmsd and "forward_fps" in edvr:
+                relative[name] = {"forward": edvr["forward_fps"] / mmsd["forward_fps"],
+                                  "stream": edvr["stream_fps"] / mmsd["stream_fps"]}
+        e2e = run_end_to_end(args, todo, results, folder, threads)
+        profile = run_profile(args, todo, folder) if args.profile else {}
+    meta["load_average_after"] = list(os.getloadavg())
+
+    print_table(f"model throughput at 120x72 -> 480x288, frames/s ({threads} thread{plural}; batch {args.batch})",
+                ["model", "params", "forward", "stream", "onnx forward", "onnx stream", "onnx export"], rows)
+    for name, ratio in relative.items():
+        print(f"MMSD-Net {name} takes {ratio['forward']:.2f}x the time per frame of EDVR {name} (forward), "
+              f"{ratio['stream']:.2f}x when streaming")
+    if e2e:
+        print_table("end to end: `Restorer.restore_file` of a synthesized clip (120x72 CRF 40 -> 480x288)",
+                    ["model", "engine", "frames", "fps", "real-time factor", "peak RSS"],
+                    [[r["label"], r["engine"], str(r["frames"]), f"{r['fps']:.2f}", f"{r['real_time_factor']:.2f}",
+                      f"{r['peak_rss_mb']:.0f} MB"] for r in e2e])
+    for title, stages in profile.items():
+        print_table(title, ["stage", "ms/frame"], [[k, f"{v:.1f}"] for k, v in stages.items()])
+    report = {"meta": meta, "models": [{k: v for k, v in r.items() if k != "onnx_file"} for r in results],
+              "mmsd_time_relative_to_edvr": relative, "end_to_end": e2e, "profile": profile}
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[dict], folder: Path,
+                   threads: int) -> list[dict]:
+    """restore_file of a synthesized clip, per model and engine, each in a fresh process."""
+    labels = {e.label for e in todo}
+    if args.e2e is None:
+        wanted = {label for label in E2E_DEFAULT if label in labels} | {e.label for e in todo if e.weights}
+    else:
+        wanted = set(args.e2e)
+        if wanted - labels:
+            raise MmsdError(f"--e2e: no model labelled {', '.join(sorted(wanted - labels))} in this run; "
+                            f"labels: {', '.join(e.label for e in todo)}")
+    chosen = [e for e in todo if e.label in wanted]
+    if not chosen:
+        return []
+    print("end to end: synthesizing and encoding a clip ...", flush=True)
+    clip, duration = make_clip(folder)
+    onnx_files = {r["label"]: r["onnx_file"] for r in results if "onnx_file" in r}
+    rows = []
+    for entry in chosen:
+        if entry.weights is not None or entry.arch == "bicubic":
+            source = str(entry.weights or "bicubic")
+        else:
+            source = folder / f"{entry.label}.safetensors"
+            weights.save_model(source, name=entry.arch, config=entry.config, state=entry.build().state_dict())
+        models = [("torch", source)] if "torch" in args.engines else []
+        if entry.label in onnx_files:
+            models.append(("onnx", onnx_files[entry.label]))
+        for engine, model in models:
+            result = run_decode(clip, model, threads=threads, batch=args.batch)
+            result |= {"label": entry.label, "clip_seconds": duration,
+                       "real_time_factor": result["seconds"] / duration}
+            rows.append(result)
+            print(f"  {entry.label} ({engine}): {result['fps']:.2f} fps end to end, real-time factor "
+                  f"{result['real_time_factor']:.2f}, peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+    return rows
+
+
+def run_profile(args: argparse.Namespace, todo: list[Entry], folder: Path) -> dict[str, dict[str, float]]:
+    """MMSD-Net stage by stage (plain forward at batch 1 and 4; streaming at --batch), and the decoder's
+    other work."""
+    profile = {}
+    for entry in todo:
+        if entry.arch != "mmsd":
+            continue
+        network = entry.build()
+        for batch, cached in ((1, False), (4, False), (args.batch, True)):
+            title = f"{entry.label} per stage, ms/frame, batch {batch}"
+            if cached:  # as the Restorer runs it
+                network.to(memory_format=torch.channels_last)
+                title += ", streaming (features once per frame, channels-last)"
+            profile[title] = profile_mmsd(network, entry.config, batch=batch,
+                                          repeats=max(1, math.ceil(args.frames / batch)), cached=cached)
+    clip = folder / "low.mp4"
+    if not clip.is_file():
+        clip, _ = make_clip(folder)
+    profile["decoder besides the network, ms/frame"] = profile_decoder(clip)
+    return profile
