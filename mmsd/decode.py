@@ -14,15 +14,19 @@ from pathlib import Path
 import torch
 
 from mmsd import emotions
-from mmsd.restore import DEFAULT_MODEL, ENGINES, Restorer
+from mmsd.errors import MmsdError
+from mmsd.restore import DEFAULT_MODEL, ENGINES, LOW_LATENCY_MODEL, Restorer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="the low bit-rate video (e.g. written by `mmsd encode`)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the restored mp4 to write")
-    parser.add_argument("--model", default=DEFAULT_MODEL,
+    parser.add_argument("--model",
                         help=f"shipped model name (e.g. mmsd, edvr, dbpn, bicubic), a .safetensors path or an"
-                             f" .onnx file from `mmsd export` (default {DEFAULT_MODEL})")
+                             f" .onnx file from `mmsd export` (default {DEFAULT_MODEL}, or {LOW_LATENCY_MODEL} with --low-latency)")
+    parser.add_argument("--low-latency", action="store_true",
+                        help="no look-ahead: a causal model (window t-2N..t) and one frame per forward pass, so"
+                             " frame t is restored as soon as it is decoded (the centred window waits N frames)")
     parser.add_argument("--engine", choices=ENGINES,
                         help="torch, or onnx: ONNX Runtime on the CPU (a weights file is exported on first use"
                              " and cached under ~/.cache/mmsd/onnx). Default: onnx for an .onnx model, else torch")
@@ -48,12 +52,19 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "onnx" and not str(args.model).endswith(".onnx") and not args.quiet:
         print("mmsd decode: the onnx engine exports the model on first use (cached for the next runs)",
               file=sys.stderr)
-    restorer = Restorer(args.model, device=args.device, batch_size=args.batch, engine=args.engine)
+    if args.low_latency and args.batch not in (None, 1):
+        raise MmsdError(f"--low-latency restores one frame at a time; got --batch {args.batch}")
+    model = args.model or (LOW_LATENCY_MODEL if args.low_latency else DEFAULT_MODEL)
+    restorer = Restorer(model, device=args.device, batch_size=1 if args.low_latency else args.batch,
+                        engine=args.engine)
+    if args.low_latency and not restorer.causal:
+        raise MmsdError(f"--low-latency needs a causal model (trained with causal=true); {model} looks ahead "
+                        f"{restorer.radius} frames")
     report = restorer.restore_file(
         args.input, args.output, emotion=emotion, progress=not args.quiet, crf=args.crf, preset=args.preset,
         on_warning=lambda message: print(f"mmsd decode: warning: {message}", file=sys.stderr),
     )
     print(f"wrote {report.output}: {report.frames} frames {report.width}x{report.height} (W x H), model "
           f"{report.model} ({report.engine}), emotion {report.emotion_source}, audio {report.audio}; "
-          f"{report.fps:.1f} fps, peak memory {report.peak_rss_mb:.0f} MB")
+          f"{report.fps:.1f} fps, latency {restorer.latency_frames} frames, peak memory {report.peak_rss_mb:.0f} MB")
     return 0

@@ -60,6 +60,7 @@ from mmsd.models.bicubic import Bicubic, BicubicConfig
 
 WEIGHTS_DIR = Path(mmsd.__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "mmsd"
+LOW_LATENCY_MODEL = "mmsd-lowlatency"  # MMSD-Net trained on causal windows t-2N..t
 BUILTIN = "bicubic"  # needs no weights file
 ENGINES = ("torch", "onnx")
 
@@ -155,6 +156,12 @@ class Restorer:
             per_frame=int(self.config.get("mfcc_per_frame", MfccConfig.per_frame)),
             n_mfcc=int(self.config.get("n_mfcc", MfccConfig.n_mfcc)),
         )
+
+    @property
+    def latency_frames(self) -> int:
+        """Frames the decoder must receive after frame t before it can output frame t: the
+        window's look-ahead (N centred, 0 causal) plus the rest of a batch (batch size - 1)."""
+        return (0 if self.causal else self.radius) + self.batch_size - 1
 
     @property
     def offsets(self) -> range:
@@ -397,7 +404,7 @@ def load_network(model: str | os.PathLike) -> tuple[str, dict, nn.Module]:
         cfg = BicubicConfig()
         return BUILTIN, asdict(cfg), Bicubic(cfg)
     path = Path(model)
-    if not (path.suffix == ".safetensors" or os.sep in text or path.exists()):
+    if not (path.suffix == ".safetensors" or os.sep in text or path.is_file()):  # a name, even beside a folder "mmsd"
         path = WEIGHTS_DIR / f"{text}.safetensors"
         if not path.is_file():
             raise MmsdError(

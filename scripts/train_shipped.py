@@ -82,7 +82,7 @@ def ship(name: str, runs: Path, weights: Path) -> None:
         f"# {name}", "", MODELS[name][1] + ".", "",
         f"- network: `{arch}`, {size}",
         f"- config: `{json.dumps(config, sort_keys=True)}`",
-        f"- data: `{info['data']}` (the default synthetic corpus, `mmsd synth` + `mmsd prepare`), "
+        f"- data: `{os.path.relpath(info['data'], ROOT)}` (the default synthetic corpus, `mmsd synth` + `mmsd prepare`), "
         f"training actors {train_cfg['train_actors'][0]}-{train_cfg['train_actors'][-1]}, all CRFs mixed",
         f"- training: {info['iterations']} iterations, batch {train_cfg['batch_size']}, LR patch "
         f"{train_cfg['patch']}x{train_cfg['patch']} ({train_cfg['crop_focus']}-centred crops), Adam "

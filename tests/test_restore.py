@@ -292,3 +292,19 @@ def test_real_mmsd_network_from_a_model_file(tmp_path):
     mfcc = np.random.default_rng(0).standard_normal((3, 4, 20)).astype(np.float32)
     out = list(restorer.restore_frames(numbered_frames(3, size=(12, 20)), mfcc=mfcc, emotion="angry-strong"))
     assert len(out) == 3 and out[0].shape == (48, 80, 3) and out[0].dtype == np.uint8
+
+
+def test_a_shipped_name_loads_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    """In a checkout the package folder `mmsd/` sits beside the shipped `weights/mmsd.safetensors`."""
+    import mmsd.restore
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    save_model(shipped / "mmsd.safetensors", name="bicubic", config={"radius": 1, "causal": True, "scale": 4},
+               state={})
+    (tmp_path / "mmsd").mkdir()
+    monkeypatch.setattr(mmsd.restore, "WEIGHTS_DIR", shipped)
+    monkeypatch.chdir(tmp_path)
+    restorer = Restorer("mmsd")
+    assert (restorer.radius, restorer.causal) == (1, True)
+    assert mmsd.restore.shipped_models() == ["bicubic", "mmsd"]

@@ -292,3 +292,19 @@ def test_encode_bad_input(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and match in err[0], err
         assert no_leftovers(tmp_path, "low.mp4")
+
+
+def test_low_latency_decode_needs_a_causal_model_and_waits_for_no_future_frame(encoded, tmp_path, capsys):
+    low, _ = encoded
+    out = tmp_path / "out.mp4"
+    assert cli.main(["decode", str(low), "-o", str(out), "--model", "bicubic", "--low-latency", "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a causal model" in err[0], err
+    assert no_leftovers(tmp_path, "out.mp4")
+    causal = tmp_path / "causal.safetensors"
+    save_model(causal, name="bicubic", config={"radius": 2, "causal": True, "scale": 4}, state={})
+    assert cli.main(["decode", str(low), "-o", str(out), "--model", str(causal), "--low-latency", "-q"]) == 0
+    assert "latency 0 frames" in capsys.readouterr().out
+    assert probe(out).num_frames == 30
+    assert cli.main(["decode", str(low), "-o", str(out), "--model", "bicubic", "--batch", "1", "-q"]) == 0
+    assert "latency 2 frames" in capsys.readouterr().out  # the centred window looks N = 2 frames ahead
