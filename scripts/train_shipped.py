@@ -68,6 +68,8 @@ def ship(name: str, runs: Path, weights: Path) -> None:
     from mmsd.weights import read_model
 
     source = runs / name / "model.safetensors"
+    if not source.is_file():
+        raise SystemExit(f"{name}: run not finished ({source} not written yet)")
     arch, config, tensors, info = read_model(source)
     if info.get("iterations") != ITERATIONS:
         raise SystemExit(f"{name}: run not finished ({info.get('iterations')} of {ITERATIONS} iterations)")
