@@ -51,7 +51,7 @@ from mmsd import weights
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
 from mmsd.models import MODELS, RestorationOutput, build_model, load_config
-from mmsd.restore import WEIGHTS_DIR, Restorer
+from mmsd.restore import WEIGHTS_DIR, Restorer, set_threads
 
 LR_HW = (72, 120)  # (H, W)
 CONFIG_NAMES = ("small", "paper")
@@ -302,10 +302,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.batch < 1:
         raise MmsdError("--frames and --batch must be >= 1")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise MmsdError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     threads = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"torch": torch.__version__, "threads": threads, "cpus": os.cpu_count(),

@@ -15,7 +15,7 @@ import torch
 
 from mmsd import emotions
 from mmsd.errors import MmsdError
-from mmsd.restore import DEFAULT_MODEL, ENGINES, LOW_LATENCY_MODEL, Restorer
+from mmsd.restore import DEFAULT_MODEL, ENGINES, LOW_LATENCY_MODEL, Restorer, set_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     emotion = emotions.parse(args.emotion) if args.emotion is not None else None
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.engine == "onnx" and not str(args.model).endswith(".onnx") and not args.quiet:
         print("mmsd decode: the onnx engine exports the model on first use (cached for the next runs)",
               file=sys.stderr)

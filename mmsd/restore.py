@@ -387,6 +387,15 @@ def _check_complete(src: Path, info, count: int) -> None:
         raise CodecError(f"{src}: truncated video: decoded {count} frames, its header promises about {expected}")
 
 
+def set_threads(threads: int | None) -> None:
+    """torch's CPU threads (and so ONNX Runtime's, see `mmsd.export`) for a command's --threads; None keeps them."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise MmsdError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
 def _device(device: str | torch.device) -> torch.device:
     try:
         device = torch.device(device)

@@ -204,6 +204,7 @@ def test_decode_truncated_mid_stream(source, tmp_path, capsys):
         (["--emotion", "grumpy"], "unknown emotion state 'grumpy'"),
         (["--model", "nosuchmodel"], "no model 'nosuchmodel'"),
         (["--batch", "0"], "batch size must be >= 1"),
+        (["--threads", "0"], "--threads must be >= 1, got 0"),
     ],
 )
 def test_decode_bad_options(extra, match, encoded, tmp_path, capsys):
