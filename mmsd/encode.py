@@ -30,7 +30,8 @@ from mmsd.degrade import resize
 from mmsd.emotion_classifier import EmotionClassifier, EmotionTrack
 from mmsd.errors import MmsdError
 from mmsd.codec import iter_audio
-from mmsd.restore import WEIGHTS_DIR, check_output_path
+from mmsd.restore import check_output_path
+from mmsd.weights import WEIGHTS_DIR
 
 EMOTION_MODEL = WEIGHTS_DIR / "emotion.safetensors"  # the shipped classifier for --emotion auto
 

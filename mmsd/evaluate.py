@@ -64,13 +64,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-import mmsd
 from mmsd import emotions, metrics
 from mmsd.bdrate import Curve, bd_rate
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
+from mmsd.weights import WEIGHTS_DIR
 
-WEIGHTS_DIR = Path(mmsd.__file__).resolve().parent.parent / "weights"
 BICUBIC = "bicubic"
 PSNR_CAP = 100.0
 DEFAULT_FRAMES_PER_CLIP = 1  # measured: see the module docstring
@@ -159,14 +158,6 @@ class EvalModel:
         return image
 
 
-def shipped_models() -> list[str]:
-    """Names of the restoration networks shipped under weights/ (not the emotion classifier)."""
-    from mmsd.models import MODELS
-    from mmsd.weights import models_in
-
-    return models_in(WEIGHTS_DIR, MODELS)
-
-
 def _bicubic(label: str, radius: int = 2, causal: bool = False) -> EvalModel:
     from mmsd.models.bicubic import Bicubic, BicubicConfig
 
@@ -187,7 +178,10 @@ def load_model(spec: str) -> EvalModel:
     if not path.is_file():
         path = Path(target)
     if not path.is_file():
-        shipped = ", ".join(shipped_models()) or "none shipped yet"
+        from mmsd.models import MODELS
+        from mmsd.weights import models_in
+
+        shipped = ", ".join(models_in(WEIGHTS_DIR, MODELS)) or "none shipped yet"
         raise MmsdError(f"model {target!r} is neither 'bicubic', a shipped model ({shipped}) nor a weights file")
     from mmsd.models import build_model
     from mmsd.weights import read_model

@@ -130,7 +130,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmsd.evaluate import WEIGHTS_DIR, atomic_write_text, write_table
+    from mmsd.evaluate import atomic_write_text, write_table
+    from mmsd.weights import WEIGHTS_DIR
 
     weights = WEIGHTS_DIR / f"{args.weights}.safetensors"
     weights = weights if weights.is_file() else Path(args.weights)

@@ -58,7 +58,7 @@ from mmsd.codec import CodecError, VideoWriter, _start_seconds, iter_audio, prob
 from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
 
-WEIGHTS_DIR = Path(mmsd.__file__).resolve().parent.parent / "weights"
+WEIGHTS_DIR = weights.WEIGHTS_DIR
 DEFAULT_MODEL = "mmsd"
 LOW_LATENCY_MODEL = "mmsd-lowlatency"  # MMSD-Net trained on causal windows t-2N..t
 BUILTIN = "bicubic"  # needs no weights file

@@ -21,6 +21,8 @@ from safetensors.torch import load_file, save_file
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
 
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # the shipped models: weights/NAME.safetensors
+
 FORMAT = "mmsd-weights/1"
 
 
