@@ -14,7 +14,8 @@ Measured at the paper's LR size (120x72 -> 480x288), T = 2N+1 = 5:
 * end to end: `Restorer.restore_file` on a synthesized clip (a test actor, 480x288, sent at
   120x72 with x264 CRF 40 and emotion side information): frames/s, the real-time factor
   (processing time / video duration; < 1 keeps up with playback) and the decoder's peak
-  RSS, each decode in a fresh process;
+  RSS, each decode in a fresh process, with decoding and encoding overlapped with the network
+  (the default) and without;
 * MMSD-Net's time per frame relative to EDVR of the same width, from the forward rows of
   this run.
 
@@ -134,21 +135,22 @@ def time_stream(restorer: Restorer, *, frames: int) -> float:
     return frames / (time.perf_counter() - start)
 
 
-def _decode_job(source: str, model: str, threads: int, batch: int) -> dict:
+def _decode_job(source: str, model: str, threads: int, batch: int, overlap: bool) -> dict:
     """In a fresh process: restore `source` with `model`; the report and this process's peak RSS."""
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
         report = Restorer(model, batch_size=batch).restore_file(source, Path(folder) / "restored.mp4",
-                                                                 progress=False, on_warning=lambda m: None)
+                                                                 progress=False, on_warning=lambda m: None,
+                                                                 overlap=overlap)
     return {"frames": report.frames, "seconds": report.seconds, "fps": report.fps,
-            "peak_rss_mb": report.peak_rss_mb, "engine": report.engine}
+            "peak_rss_mb": report.peak_rss_mb, "engine": report.engine, "overlap": overlap}
 
 
-def run_decode(source: Path, model: str | Path, *, threads: int, batch: int) -> dict:
+def run_decode(source: Path, model: str | Path, *, threads: int, batch: int, overlap: bool = True) -> dict:
     """`_decode_job` in a spawned process, so its peak RSS is its own."""
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_decode_job, str(source), str(model), threads, batch).result()
+        return pool.submit(_decode_job, str(source), str(model), threads, batch, overlap).result()
 
 
 def make_clip(folder: Path) -> tuple[Path, float]:
@@ -366,9 +368,9 @@ def run(args: argparse.Namespace) -> int:
               f"{ratio['stream']:.2f}x when streaming")
     if e2e:
         print_table("end to end: `Restorer.restore_file` of a synthesized clip (120x72 CRF 40 -> 480x288)",
-                    ["model", "engine", "frames", "fps", "real-time factor", "peak RSS"],
-                    [[r["label"], r["engine"], str(r["frames"]), f"{r['fps']:.2f}", f"{r['real_time_factor']:.2f}",
-                      f"{r['peak_rss_mb']:.0f} MB"] for r in e2e])
+                    ["model", "engine", "decode/encode overlap", "frames", "fps", "real-time factor", "peak RSS"],
+                    [[r["label"], r["engine"], "on" if r["overlap"] else "off", str(r["frames"]), f"{r['fps']:.2f}",
+                      f"{r['real_time_factor']:.2f}", f"{r['peak_rss_mb']:.0f} MB"] for r in e2e])
     for title, stages in profile.items():
         print_table(title, ["stage", "ms/frame"], [[k, f"{v:.1f}"] for k, v in stages.items()])
     report = {"meta": meta, "models": [{k: v for k, v in r.items() if k != "onnx_file"} for r in results],
@@ -406,13 +408,14 @@ def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[di
         models = [("torch", source)] if "torch" in args.engines else []
         if entry.label in onnx_files:
             models.append(("onnx", onnx_files[entry.label]))
-        for engine, model in models:
-            result = run_decode(clip, model, threads=threads, batch=args.batch)
+        for (engine, model), overlap in itertools.product(models, (True, False)):
+            result = run_decode(clip, model, threads=threads, batch=args.batch, overlap=overlap)
             result |= {"label": entry.label, "clip_seconds": duration,
                        "real_time_factor": result["seconds"] / duration}
             rows.append(result)
-            print(f"  {entry.label} ({engine}): {result['fps']:.2f} fps end to end, real-time factor "
-                  f"{result['real_time_factor']:.2f}, peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+            print(f"  {entry.label} ({engine}, overlap {'on' if overlap else 'off'}): {result['fps']:.2f} fps end to "
+                  f"end, real-time factor {result['real_time_factor']:.2f}, peak RSS {result['peak_rss_mb']:.0f} MB",
+                  flush=True)
     return rows
 
 

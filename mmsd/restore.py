@@ -33,16 +33,20 @@ Choices:
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import queue
 import resource
 import sys
+import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -63,6 +67,7 @@ DEFAULT_MODEL = "mmsd"
 LOW_LATENCY_MODEL = "mmsd-lowlatency"  # MMSD-Net trained on causal windows t-2N..t
 BUILTIN = "bicubic"  # needs no weights file
 ENGINES = ("torch", "onnx")
+T = TypeVar("T")
 
 
 def shipped_models() -> list[str]:
@@ -269,13 +274,15 @@ class Restorer:
         crf: float = 12,
         preset: str = "fast",
         on_warning: Callable[[str], None] | None = None,
+        overlap: bool = True,
     ) -> DecodeReport:
         """Restore every frame of ``src`` into ``dst`` (x264 + the original audio stream, copied).
 
         The emotion comes from ``emotion`` if given, else from the file's side information,
         else neutral (with a warning if the model uses it). Warnings go to ``on_warning``
         (default: `warnings.warn`). Writes atomically: on any error or KeyboardInterrupt
-        nothing is left at ``dst``.
+        nothing is left at ``dst``. With ``overlap``, decoding runs ahead and encoding runs
+        behind the network, each on a thread of its own (PyAV releases the GIL while FFmpeg works).
         """
         src, dst = Path(src), Path(dst)
         warned: list[str] = []
@@ -319,30 +326,37 @@ class Restorer:
 
         start = time.perf_counter()
         writer: _AudioCopyWriter | None = None
+        encoder = _InOrder(depth=_OVERLAP_FRAMES if overlap else 0)
+        frames = read_frames(src)
         count = 0
         bar = tqdm(total=info.num_frames, unit="frame", desc=f"restoring {src.name}", disable=not progress,
                    dynamic_ncols=True, file=sys.stderr)
         try:
-            for frame in self.restore_frames(read_frames(src), mfcc=mfcc, emotion=states):
+            if overlap:
+                frames = _read_ahead(frames, depth=_OVERLAP_FRAMES)
+            for frame in self.restore_frames(frames, mfcc=mfcc, emotion=states):
                 if writer is None:
                     writer = _AudioCopyWriter(
                         dst, width=frame.shape[1], height=frame.shape[0], fps=info.fps, crf=crf, preset=preset,
                         audio_source=src if info.has_audio else None,
                         metadata={"comment": f"restored by mmsd {mmsd.__version__}, model {self.name}"},
                     )
-                writer.write(frame)
+                encoder.call(writer.write, frame)
                 count += 1
                 bar.update()
+            encoder.finish()
             if writer is None:
                 raise CodecError(f"{src}: no video frame could be decoded")
             _check_complete(src, info, count)
             writer.close()
         except BaseException:
             bar.leave = False  # the error line alone stays on the terminal
+            encoder.cancel()
             if writer is not None:
                 writer.abort()
             raise
         finally:
+            frames.close()  # stops the read-ahead thread
             bar.close()
         seconds = time.perf_counter() - start
         return DecodeReport(
@@ -350,6 +364,86 @@ class Restorer:
             peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, model=self.name,
             emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned, engine=self.engine,
         )
+
+
+_OVERLAP_FRAMES = 4  # frames decoded ahead of, and encoded behind, the network
+
+
+def _read_ahead(items: Iterator[T], *, depth: int) -> Generator[T, None, None]:
+    """Yield `items`, produced up to `depth` ahead by a thread of their own; the producer's exception
+    is raised here, in order. Closing the generator stops the thread (at its next item)."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # handed to the consumer
+            put((_END, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="mmsd-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+_END = object()
+
+
+class _InOrder:
+    """Calls run in submission order on one worker thread, at most `depth` behind the caller
+    (depth 0: at once, on the caller's thread). A call's exception is raised by a later
+    `call` or by `finish`."""
+
+    def __init__(self, *, depth: int) -> None:
+        self.depth = depth
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmsd-encode") if depth else None
+        self._pending: deque[concurrent.futures.Future] = deque()
+
+    def call(self, function: Callable, *args) -> None:
+        if self._pool is None:
+            function(*args)
+            return
+        self._pending.append(self._pool.submit(function, *args))
+        while len(self._pending) > self.depth:
+            self._pending.popleft().result()
+
+    def finish(self) -> None:
+        """Wait for every call; raise the first failure."""
+        while self._pending:
+            self._pending.popleft().result()
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Drop the calls not started; wait for the running one."""
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass

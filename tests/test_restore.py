@@ -13,7 +13,7 @@ from torch import nn
 import mmsd.models
 from mmsd import emotions
 from mmsd.audio import MfccConfig, iter_mfcc, mfcc_for_frame_range, mfcc_for_frames
-from mmsd.codec import VideoWriter, probe, read_audio, read_frames
+from mmsd.codec import CodecError, VideoWriter, probe, read_audio, read_frames
 from mmsd.errors import MmsdError
 from mmsd.models import build_model, load_config
 from mmsd.models.output import RestorationOutput
@@ -241,6 +241,69 @@ def test_restore_file_interrupted_leaves_nothing(tmp_path, monkeypatch):
         restorer.restore_file(src, tmp_path / "out.mp4", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["low.mp4"]
     assert len(list(read_frames(src))) == 12
+
+
+def test_overlapped_decode_writes_the_same_frames_as_the_serial_one(tmp_path, monkeypatch):
+    src = tmp_path / "low.mp4"
+    write_clip(src, frames=12)
+    restorer = Restorer("bicubic")
+    encoded: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    for overlap in (True, False):
+        real = mmsd.restore._AudioCopyWriter.write
+        monkeypatch.setattr(mmsd.restore._AudioCopyWriter, "write",
+                            lambda self, frame, o=overlap, real=real: (encoded[o].append(frame.copy()), real(self, frame)))
+        report = restorer.restore_file(src, tmp_path / f"out-{overlap}.mp4", progress=False, overlap=overlap)
+        monkeypatch.undo()
+        assert report.frames == 12 and probe(tmp_path / f"out-{overlap}.mp4").num_frames == 12
+    assert len(encoded[True]) == 12
+    assert all(np.array_equal(a, b) for a, b in zip(encoded[True], encoded[False], strict=True))
+
+
+def test_an_encoding_failure_behind_the_network_still_leaves_nothing(tmp_path, monkeypatch):
+    src = tmp_path / "low.mp4"
+    write_clip(src, frames=12)
+    real = mmsd.restore._AudioCopyWriter.write
+    written = itertools.count()
+
+    def write(self, frame):
+        if next(written) == 5:
+            raise CodecError("disk full")
+        real(self, frame)
+
+    monkeypatch.setattr(mmsd.restore._AudioCopyWriter, "write", write)
+    with pytest.raises(CodecError, match="disk full"):
+        Restorer("bicubic").restore_file(src, tmp_path / "out.mp4", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["low.mp4"]
+
+
+def test_read_ahead_keeps_order_raises_in_place_and_stops_when_closed():
+    from mmsd.restore import _read_ahead
+
+    assert list(_read_ahead(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield from range(4)
+        raise ValueError("bad packet")
+
+    seen = []
+    with pytest.raises(ValueError, match="bad packet"):
+        for item in _read_ahead(failing(), depth=2):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3]
+
+    produced = []
+
+    def endless():
+        for i in itertools.count():
+            produced.append(i)
+            yield i
+
+    reader = _read_ahead(endless(), depth=2)
+    assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    reader.close()  # joins the producer thread
+    count = len(produced)
+    assert count <= 3 + 2 + 2  # consumed + queued + the one in hand when it stopped
+    assert len(produced) == count  # nothing more is produced after close
 
 
 class PlainForward(nn.Module):
