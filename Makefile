@@ -37,7 +37,8 @@ weights: $(STAMP)
 
 results: $(STAMP)
 	$(BIN)/mmsd eval --data $(DATA) --models $(SHIPPED) --table1 bicubic dbpn edvr mmsd \
-		--ablation mmsd-image mmsd-audio mmsd mmsd-gan --gain mmsd:edvr mmsd:mmsd-image --bd-rate --out results
+		--ablation mmsd-image mmsd-audio mmsd mmsd-gan --gain mmsd:edvr mmsd:mmsd-image mmsd-lowlatency:mmsd \
+		--bd-rate --out results
 	$(BIN)/mmsd finetune --from mmsd --actor 19 20 21 22 23 24 --data $(DATA) --out runs/prior
 	cp runs/prior/prior.md runs/prior/prior.json results/
 

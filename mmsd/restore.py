@@ -104,8 +104,8 @@ class Restorer:
             or an ``nn.Module`` (then ``config`` is required: a dict with at least ``radius``
             and ``causal``).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-        batch_size: frames restored per forward pass. None: 1 on the CPU (the fastest there, about
-            1.2-1.8x batch 4: one window's tensors stay in cache; docs/speed.md), 4 on a GPU.
+        batch_size: frames restored per forward pass. None: 1 on the CPU (per frame as fast as
+            batch 4 or faster, and the lowest latency; docs/speed.md), 4 on a GPU.
         engine: ``"torch"``, or ``"onnx"`` (ONNX Runtime, CPU, as many threads as
             ``torch.get_num_threads()``). None: ``onnx`` for a ``.onnx`` file, else ``torch``.
     """
