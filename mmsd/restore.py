@@ -147,6 +147,9 @@ class Restorer:
             if self.engine == "torch" and self.device.type == "cpu":
                 # oneDNN's convolutions run 10-90% faster on NHWC weights and activations (docs/speed.md)
                 network = network.to(memory_format=torch.channels_last)
+                audio_encoder = getattr(getattr(network, "audio", None), "encoder", None)
+                if isinstance(audio_encoder, nn.Module):
+                    _run_on_one_thread(audio_encoder)
             if self.engine == "onnx":
                 network = _to_onnx(network, self.name, self.config, cache=not isinstance(model, nn.Module))
         self.model = network
@@ -364,6 +367,28 @@ class Restorer:
             peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, model=self.name,
             emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned, engine=self.engine,
         )
+
+
+def _run_on_one_thread(module: nn.Module) -> None:
+    """Make `module` (in place) run its forward on one CPU thread, whatever torch's thread count.
+
+    For MMSD-Net's audio encoder, a BiLSTM over 2N+1 frames x 4 MFCC vectors: its steps are
+    too small to share, and with OMP_WAIT_POLICY=PASSIVE (set by the `mmsd` command) every
+    step wakes the sleeping OpenMP workers: 10.6 ms per window at 2 threads, 0.6 ms on one
+    (idle CPU; docs/speed.md). The convolutions keep all threads."""
+    forward = module.forward
+
+    def forward_on_one_thread(*args, **kwargs):
+        threads = torch.get_num_threads()
+        if threads == 1 or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return forward(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    module.forward = forward_on_one_thread
 
 
 _OVERLAP_FRAMES = 4  # frames decoded ahead of, and encoded behind, the network

@@ -371,3 +371,30 @@ def test_a_shipped_name_loads_even_beside_a_folder_of_that_name(tmp_path, monkey
     restorer = Restorer("mmsd")
     assert (restorer.radius, restorer.causal) == (1, True)
     assert mmsd.restore.shipped_models() == ["bicubic", "mmsd"]
+
+
+def test_the_audio_encoder_runs_on_one_thread_and_the_rest_keeps_all():
+    config = dataclasses.asdict(load_config(
+        "small", channels=8, deform_groups=2, attention_channels=8, audio_hidden=8, audio_layers=1, au_hidden=8,
+        emotion_hidden=8, recon_blocks=1, trunk_blocks=1, upsample_channels=8, extract_blocks=1,
+    ))
+    network = build_model("mmsd", config).eval()
+    threads_seen: list[int] = []
+    network.audio.encoder.lstm.register_forward_hook(lambda *_: threads_seen.append(torch.get_num_threads()))
+    network.reconstruction.register_forward_hook(lambda *_: threads_seen.append(torch.get_num_threads()))
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 24, 40, 3), dtype=np.uint8)
+    mfcc = rng.standard_normal((3, 4, 20)).astype(np.float32)
+    with torch.inference_mode():
+        expected = network(torch.from_numpy(frames[[0, 0, 0, 1, 2]]).permute(0, 3, 1, 2).float().div(255).unsqueeze(0),
+                           torch.from_numpy(mfcc[[0, 0, 0, 1, 2]]).unsqueeze(0), torch.tensor([0])).image
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        restored = list(Restorer(network, config=config).restore_frames(frames, mfcc=mfcc, emotion=0))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert threads_seen[-6:] == [1, 2] * 3  # per window: the BiLSTM on one thread, reconstruction on two
+    first = expected.clamp(0, 1).mul(255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    assert np.abs(restored[0].astype(int) - first.astype(int)).max() <= 1
