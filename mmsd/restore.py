@@ -102,7 +102,8 @@ class Restorer:
         model: a shipped name (``shipped_models()``), a path to a model file written by
             `mmsd.weights.save_model`, ``"bicubic"``, a ``.onnx`` file written by `mmsd export`,
             or an ``nn.Module`` (then ``config`` is required: a dict with at least ``radius``
-            and ``causal``).
+            and ``causal``). For the torch engine on the CPU the network is prepared in place:
+            channels-last, and MMSD-Net's audio encoder set to run on one thread.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         batch_size: frames restored per forward pass. None: 1 on the CPU (per frame as fast as
             batch 4 or faster, and the lowest latency; docs/speed.md), 4 on a GPU.
