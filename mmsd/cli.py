@@ -20,6 +20,8 @@ from mmsd.errors import MmsdError
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("mmsd.synth.generate", "write the synthetic RAVDESS-like talking-head corpus"),
     "prepare": ("mmsd.prepare", "turn a RAVDESS-layout corpus into a training cache"),
+    "content": ("mmsd.content", "caches of real-image content: the real-face validation set, natural photos, "
+                                "dead leaves"),
     "encode": ("mmsd.encode", "sender: downsample, x264 at a CRF, carry the audio, write emotion side information"),
     "decode": ("mmsd.decode", "receiver: restore a low bit-rate video with a soft decoder (audio copied)"),
     "train": ("mmsd.train", "train MMSD-Net (or a baseline) on a prepared cache"),

@@ -18,6 +18,11 @@ Crop box (source pixels, exactly 5:3 W:H, one per clip so the camera does not mo
   (height F); the crop is 2.0 F high, centred 0.2 F above the box centre (0.7 F above
   the box, 0.3 F below).
 * **centre** (no face found): the largest 5:3 box centred in the frame.
+* **whole** (`whole_frame_crop`, `mmsd prepare --crop whole`): the largest 5:3 box
+  centred in the frame whatever the face, i.e. the frame as `mmsd encode` sends it;
+  faces are then as small as they are in the source (our choice, for training at
+  other face scales: issue 13). The face and mouth boxes still come from the
+  landmarks, else from the Haar box.
 
 A box larger than the frame is shrunk to the largest 5:3 box that fits, then shifted
 inside the frame. The crop is resized to 480x288 and downsampled 4x with bicubic
@@ -91,7 +96,7 @@ class FaceCrop:
     """The crop box of a clip and where it came from."""
 
     box: Box  # source pixels, exactly hr_width:hr_height
-    source: str  # 'landmarks', 'haar' or 'centre'
+    source: str  # 'landmarks', 'haar', 'centre' or 'whole'
     face: tuple[float, float, float, float] | None  # the face box it was built on (source pixels), None for 'centre'
 
 
@@ -188,6 +193,23 @@ def face_crop_box(
         return FaceCrop(box=box, source="haar", face=face)
     box = _fit_box((width / 2, height / 2), float(height), width, height, cfg)
     return FaceCrop(box=box, source="centre", face=None)
+
+
+def whole_frame_crop(
+    frames: Sequence[np.ndarray] | None,
+    *,
+    width: int,
+    height: int,
+    track: OpenFaceTrack | None = None,
+    cfg: DegradeConfig = DegradeConfig(),
+) -> FaceCrop:
+    """The largest centred 5:3 box of a width x height source; `face` from the Haar detector
+    when there are no landmarks (landmarks, when present, give the face boxes directly)."""
+    box = _fit_box((width / 2, height / 2), float(height), width, height, cfg)
+    face = None
+    if track is None or not _good_rows(track, cfg.min_confidence).any():
+        face = detect_face(frames[: cfg.haar_frames], cfg) if frames is not None and len(frames) else None
+    return FaceCrop(box=box, source="whole", face=face)
 
 
 def _fit_box(centre: tuple[float, float], crop_h: float, width: int, height: int, cfg: DegradeConfig) -> Box:

@@ -57,14 +57,23 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain, islice
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from mmsd.degrade import DegradeConfig, crop_resize, downsample, face_crop_box, face_mouth_boxes, track_rows
+from mmsd.degrade import (
+    DegradeConfig,
+    crop_resize,
+    downsample,
+    face_crop_box,
+    face_mouth_boxes,
+    track_rows,
+    whole_frame_crop,
+)
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
 from mmsd.ravdess import Clip, list_corpus
@@ -84,6 +93,7 @@ class PrepareSettings:
     preset: str = "medium"
     min_frames: int = 5  # 2N + 1 with N = 2
     image_format: str = "webp"  # lossless 'webp' or 'png'
+    crop: str = "head"  # 'head': the paper's face-centred box; 'whole': the whole frame (other face scales)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)
 
     def __post_init__(self) -> None:
@@ -97,6 +107,8 @@ class PrepareSettings:
             raise ValueError(f"min_frames must be >= 1, got {self.min_frames}")
         if self.image_format not in _IMAGE_PARAMS:
             raise ValueError(f"image_format must be one of {sorted(_IMAGE_PARAMS)}, got {self.image_format!r}")
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {sorted(CROPS)}, got {self.crop!r}")
 
 
 @dataclass
@@ -173,6 +185,7 @@ def settings_json(settings: PrepareSettings, mfcc_cfg) -> dict:
         "preset": settings.preset,
         "min_frames": settings.min_frames,
         "image_format": settings.image_format,
+        "crop": settings.crop,
         "hr_size": [settings.degrade.hr_width, settings.degrade.hr_height],
         "lr_size": [settings.degrade.lr_width, settings.degrade.lr_height],
         "scale": settings.degrade.scale,
@@ -243,23 +256,51 @@ def decode_image(data: bytes | np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- one clip
 
 
+@dataclass
+class ClipContent:
+    """Everything a cache entry is made from, whatever the source (a corpus video, a
+    still photograph set in motion, procedural content): HR frames and what goes with them.
+
+    `labels` fills meta.json: key, name, actor, emotion, emotion_name, channel, statement,
+    repetition, crop_box, crop_source, source_size, source, notes.
+    """
+
+    hr: np.ndarray  # (T, hr_height, hr_width, 3) uint8
+    fps: Fraction
+    samples: np.ndarray  # (S,) float32 mono audio at the MFCC rate; empty = no audio (zero MFCC)
+    au: np.ndarray  # (T, 17) float32
+    au_mask: np.ndarray  # (T,) bool, False where there is no AU target
+    face_box: np.ndarray  # (T, 4) int32 HR xyxy, x1/y1 exclusive
+    mouth_box: np.ndarray  # (T, 4) int32
+    labels: dict
+
+
 def prepare_clip(clip: Clip, out: Path, settings: PrepareSettings, mfcc_cfg=None) -> ClipResult:
-    """Write one clip's cache entry (temp dir, then rename); never raises for a bad clip."""
-    result = ClipResult(key=clip.key, path=str(clip.path), ok=False)
-    final = clip_dir(out, clip.key)
+    """Write one corpus clip's cache entry (temp dir, then rename); never raises for a bad clip."""
+    return write_entry(functools.partial(_read_clip, clip, settings, mfcc_cfg), clip.key, str(clip.path), out,
+                       settings, mfcc_cfg)
+
+
+def write_entry(make_content, key: str, source: str, out: Path, settings: PrepareSettings,
+                mfcc_cfg=None) -> ClipResult:
+    """Write the cache entry `out/key` from `make_content()` -> ClipContent, atomically:
+    built in a temp dir and renamed when whole; a failure leaves nothing and is reported,
+    not raised."""
+    result = ClipResult(key=key, path=source, ok=False)
+    final = clip_dir(out, key)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        meta = _build_clip(clip, tmp, settings, mfcc_cfg)
+        meta = _write_content(make_content(), tmp, settings, mfcc_cfg)
         if final.exists():  # a directory without meta.json is not a finished entry
             shutil.rmtree(final)
         os.rename(tmp, final)
     except Exception as exc:  # noqa: BLE001 - one bad clip must never abort the corpus
         shutil.rmtree(tmp, ignore_errors=True)
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        result.reason = reason.removeprefix(f"{clip.path}: ")
+        result.reason = reason.removeprefix(f"{source}: ")
         return result
     result.ok = True
     result.bytes = sum(p.stat().st_size for p in final.iterdir())
@@ -268,7 +309,10 @@ def prepare_clip(clip: Clip, out: Path, settings: PrepareSettings, mfcc_cfg=None
     return result
 
 
-def _build_clip(clip: Clip, tmp: Path, settings: PrepareSettings, mfcc_cfg) -> dict:
+CROPS = {"head": face_crop_box, "whole": whole_frame_crop}
+
+
+def _read_clip(clip: Clip, settings: PrepareSettings, mfcc_cfg) -> ClipContent:
     from mmsd import audio, codec
 
     cfg = settings.degrade
@@ -289,31 +333,19 @@ def _build_clip(clip: Clip, tmp: Path, settings: PrepareSettings, mfcc_cfg) -> d
     if not head:
         raise codec.CodecError(f"{clip.path}: no video frame could be decoded")
     src_h, src_w = head[0].shape[:2]
-    crop = face_crop_box(head, width=src_w, height=src_h, track=track, cfg=cfg)
+    crop = CROPS[settings.crop](head, width=src_w, height=src_h, track=track, cfg=cfg)
     hr = _hr_frames(chain(head, frames), crop, cfg, (src_h, src_w))
     num_frames = len(hr)
-    if num_frames < settings.min_frames:
-        raise MmsdError(f"only {num_frames} frames, need at least {settings.min_frames} (2N+1)")
 
-    # 2. LR frames and their x264 round trips
-    lr = downsample(hr, cfg.scale)  # (T, 72, 120, 3)
-    lr_coded, kbps = [], {}
-    for crf in settings.crfs:
-        decoded, rate = codec.encode_decode(list(lr), fps=info.fps, crf=crf, preset=settings.preset)
-        lr_coded.append(decoded)
-        kbps[str(crf)] = round(rate, 3)
-
-    # 3. audio features (a clip without audio keeps zero MFCC)
+    # 2. audio (a clip without audio keeps zero MFCC)
     samples, audio_note = np.zeros(0, np.float32), ""
     if info.has_audio:
         try:
             samples = codec.read_audio(clip.path, sample_rate=mfcc_cfg.sample_rate)
         except codec.CodecError as exc:
             audio_note = f"audio ignored: {exc}"
-    has_audio = samples.size > 0
-    mfcc = audio.mfcc_for_frames(samples, num_frames, info.fps, mfcc_cfg).astype(np.float32)
 
-    # 4. AU targets and boxes
+    # 3. AU targets and boxes
     au = np.zeros((num_frames, NUM_AUS), np.float32)
     au_mask = np.zeros(num_frames, bool)
     if track is not None:
@@ -321,8 +353,52 @@ def _build_clip(clip: Clip, tmp: Path, settings: PrepareSettings, mfcc_cfg) -> d
         au[valid] = np.asarray(track.au_intensity, np.float32)[rows[valid]]
         au_mask = valid
     face_box, mouth_box = face_mouth_boxes(crop, num_frames, track=track, cfg=cfg)
+    name = clip.name
+    labels = {
+        "key": clip.key,
+        "name": str(name),
+        "actor": name.actor,
+        "emotion": name.state.id,
+        "emotion_name": name.state.name,
+        "channel": name.channel,
+        "statement": name.statement,
+        "repetition": name.repetition,
+        "crop_box": list(crop.box),
+        "crop_source": crop.source,
+        "source_size": [src_w, src_h],
+        "source": str(clip.path),
+        "notes": [n for n in (csv_note, audio_note) if n],
+    }
+    return ClipContent(hr=hr, fps=info.fps, samples=samples, au=au, au_mask=au_mask, face_box=face_box,
+                       mouth_box=mouth_box, labels=labels)
 
-    # 5. frames.bin + index, arrays.npz, meta.json (meta last: it marks a whole entry)
+
+def _write_content(content: ClipContent, tmp: Path, settings: PrepareSettings, mfcc_cfg) -> dict:
+    """LR frames, their x264 round trips, MFCC, then frames.bin, arrays.npz, meta.json into tmp."""
+    from mmsd import audio, codec
+
+    cfg = settings.degrade
+    mfcc_cfg = mfcc_cfg or audio.MfccConfig()
+    hr, fps = content.hr, content.fps
+    num_frames = len(hr)
+    if hr.shape[1:] != (cfg.hr_height, cfg.hr_width, 3):
+        raise MmsdError(f"HR frames must be {cfg.hr_width}x{cfg.hr_height}, got {hr.shape[2]}x{hr.shape[1]}")
+    if num_frames < settings.min_frames:
+        raise MmsdError(f"only {num_frames} frames, need at least {settings.min_frames} (2N+1)")
+
+    # 1. LR frames and their x264 round trips
+    lr = downsample(hr, cfg.scale)  # (T, 72, 120, 3)
+    lr_coded, kbps = [], {}
+    for crf in settings.crfs:
+        decoded, rate = codec.encode_decode(list(lr), fps=fps, crf=crf, preset=settings.preset)
+        lr_coded.append(decoded)
+        kbps[str(crf)] = round(rate, 3)
+
+    # 2. audio features
+    has_audio = content.samples.size > 0
+    mfcc = audio.mfcc_for_frames(content.samples, num_frames, fps, mfcc_cfg).astype(np.float32)
+
+    # 3. frames.bin + index, arrays.npz, meta.json (meta last: it marks a whole entry)
     hr_frames = np.arange(0, num_frames, settings.hr_step, dtype=np.int32)
     streams = [*lr_coded, lr, hr[hr_frames]]  # C coded LR streams, clean LR, HR
     spans = [np.zeros((len(frames), 2), np.int64) for frames in streams]
@@ -337,37 +413,27 @@ def _build_clip(clip: Clip, tmp: Path, settings: PrepareSettings, mfcc_cfg) -> d
     np.savez(
         tmp / "arrays.npz",
         mfcc=mfcc,
-        au=au,
-        au_mask=au_mask,
-        face_box=face_box,
-        mouth_box=mouth_box,
+        au=content.au,
+        au_mask=content.au_mask,
+        face_box=content.face_box,
+        mouth_box=content.mouth_box,
         hr_frames=hr_frames,
         lr_index=np.stack(spans[: len(lr_coded)]),
         lr_clean_index=spans[-2],
         hr_index=spans[-1],
     )
-    name = clip.name
+    labels = content.labels
     meta = {
-        "key": clip.key,
-        "name": str(name),
-        "actor": name.actor,
-        "emotion": name.state.id,
-        "emotion_name": name.state.name,
-        "channel": name.channel,
-        "statement": name.statement,
-        "repetition": name.repetition,
+        **{k: labels[k] for k in ("key", "name", "actor", "emotion", "emotion_name", "channel", "statement",
+                                  "repetition")},
         "num_frames": num_frames,
-        "fps": f"{info.fps.numerator}/{info.fps.denominator}",
+        "fps": f"{fps.numerator}/{fps.denominator}",
         "has_audio": bool(has_audio),
-        "has_au": bool(au_mask.any()),
+        "has_au": bool(content.au_mask.any()),
         "kbps": kbps,
         "crfs": list(settings.crfs),
         "hr_step": settings.hr_step,
-        "crop_box": list(crop.box),
-        "crop_source": crop.source,
-        "source_size": [src_w, src_h],
-        "source": str(clip.path),
-        "notes": [n for n in (csv_note, audio_note) if n],
+        **{k: labels[k] for k in ("crop_box", "crop_source", "source_size", "source", "notes")},
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
@@ -397,9 +463,19 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-def _worker(job: tuple[Clip, Path, PrepareSettings]) -> ClipResult:
-    clip, out, settings = job
-    return prepare_clip(clip, out, settings)
+@dataclass(frozen=True)
+class EntryJob:
+    """One cache entry to write: its key, where it comes from, and a picklable
+    `make_content() -> ClipContent` (a module-level function or a functools.partial of one)."""
+
+    key: str
+    source: str
+    make_content: Callable[[], ClipContent]
+
+
+def _worker(job: tuple[EntryJob, Path, PrepareSettings]) -> ClipResult:
+    entry, out, settings = job
+    return write_entry(entry.make_content, entry.key, entry.source, out, settings)
 
 
 def prepare_corpus(
@@ -412,6 +488,7 @@ def prepare_corpus(
     min_frames: int = 5,
     preset: str = "medium",
     image_format: str = "webp",
+    crop: str = "head",
     limit: int | None = None,
     progress: bool = True,
     log=None,
@@ -420,29 +497,40 @@ def prepare_corpus(
 
     log: called with one line per skipped clip (default: stderr, above the progress bar).
     """
+    settings = PrepareSettings(
+        crfs=tuple(crfs), hr_step=hr_step, min_frames=min_frames, preset=preset, image_format=image_format,
+        crop=crop,
+    )
+    src = Path(src)
+    clips, malformed = list_corpus(src)
+    if limit is not None:
+        clips = clips[:limit]
+    jobs = [EntryJob(c.key, str(c.path), functools.partial(_read_clip, c, settings, None)) for c in clips]
+    return build_cache(out, jobs, settings, workers=workers, progress=progress, log=log,
+                       malformed=[(str(p), r) for p, r in malformed])
+
+
+def build_cache(out: str | Path, jobs: Sequence[EntryJob], settings: PrepareSettings, *, workers: int = 1,
+                progress: bool = True, log=None, malformed: Sequence[tuple[str, str]] = ()) -> PrepareReport:
+    """Write the missing entries of `jobs` into cache `out` (locked, resumable, settings checked);
+    bad entries are skipped, logged and counted. Every kind of content goes through here."""
     from tqdm import tqdm
 
     from mmsd.audio import MfccConfig
 
-    settings = PrepareSettings(
-        crfs=tuple(crfs), hr_step=hr_step, min_frames=min_frames, preset=preset, image_format=image_format
-    )
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    src, out = Path(src), Path(out)
-    clips, malformed = list_corpus(src)
-    if limit is not None:
-        clips = clips[:limit]
+    out = Path(out)
     log = log or (lambda line: tqdm.write(line, file=sys.stderr))
     out.mkdir(parents=True, exist_ok=True)
-    report = PrepareReport(out=out, listed=len(clips), malformed=[(str(p), r) for p, r in malformed])
+    report = PrepareReport(out=out, listed=len(jobs), malformed=list(malformed))
     for path, reason in malformed:
         log(f"mmsd prepare: skipped {path}: {reason}")
     with _lock(out):
         _check_settings(out, settings_json(settings, MfccConfig()))
         _remove_temp_dirs(out)
-        todo = [c for c in clips if not is_done(out, c.key)]
-        report.already_done = len(clips) - len(todo)
+        todo = [j for j in jobs if not is_done(out, j.key)]
+        report.already_done = len(jobs) - len(todo)
         start = time.perf_counter()
         for result in _run(todo, out, settings, workers, progress):
             if result.ok:
@@ -458,10 +546,11 @@ def prepare_corpus(
     return report
 
 
-def _run(todo: list[Clip], out: Path, settings: PrepareSettings, workers: int, progress: bool) -> Iterator[ClipResult]:
+def _run(todo: list[EntryJob], out: Path, settings: PrepareSettings, workers: int, progress: bool
+         ) -> Iterator[ClipResult]:
     from tqdm import tqdm
 
-    jobs = [(clip, out, settings) for clip in todo]
+    jobs = [(entry, out, settings) for entry in todo]
     with tqdm(total=len(todo), unit="clip", desc="prepare", disable=not progress or not todo, file=sys.stderr) as bar:
         if workers == 1 or len(todo) <= 1:
             for result in map(_worker, jobs):
@@ -531,6 +620,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-frames", type=int, default=5, help="skip clips shorter than this (default 5 = 2N+1)")
     parser.add_argument("--preset", default="medium", help="x264 preset (default medium)")
     parser.add_argument("--image-format", choices=sorted(_IMAGE_PARAMS), default="webp", help="lossless frame format")
+    parser.add_argument("--crop", choices=sorted(CROPS), default="head",
+                        help="head: the paper's face-centred 5:3 box (default); whole: the whole frame, faces at "
+                             "the source's scale")
     parser.add_argument("--limit", type=int, default=None, help="prepare only the first N clips (by key)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -545,6 +637,7 @@ def run(args: argparse.Namespace) -> int:
         min_frames=args.min_frames,
         preset=args.preset,
         image_format=args.image_format,
+        crop=args.crop,
         limit=args.limit,
         progress=not args.no_progress,
     )

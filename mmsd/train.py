@@ -85,6 +85,8 @@ class TrainConfig:
     d_lr: float = 1e-4
     crfs: tuple[int, ...] | None = None  # None: every CRF of the cache
     train_actors: tuple[int, ...] = tuple(range(1, 19))
+    mix: tuple[tuple[str, float], ...] = ()  # (cache, share of the samples) of other content; the rest: `data`
+    init: str | None = None             # weights file the network starts from (fine-tuning), else random
     val_share: int = 20                 # hold out ~1/val_share of the training actors' clips
     val_every: int = 500
     val_frame_step: int = 10
@@ -96,6 +98,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        mix = tuple((str(cache), float(share)) for cache, share in self.mix)
+        object.__setattr__(self, "mix", mix)
+        if any(share <= 0 for _, share in mix) or sum(share for _, share in mix) >= 1:
+            raise ValueError(f"mix shares must be > 0 and sum to < 1 (the rest is the main cache), got {list(mix)}")
         if self.batch_size < 1 or self.patch < 4 or self.iterations < 0:
             raise ValueError(f"bad training sizes: batch {self.batch_size}, patch {self.patch}, "
                              f"iterations {self.iterations}")
@@ -130,6 +136,25 @@ class _Positions(Dataset):
             self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.base))
             self.base.set_epoch(epoch)
         return self.base[int(self._perm[offset])]
+
+
+class _MixedPositions(Dataset):
+    """Global sample position p -> an item of one of several datasets, dataset d with probability
+    shares[d]; the dataset, the item and its crop epoch are drawn from RNG(seed, p), so a position
+    gives the same sample in any worker and after a resume (items are drawn with replacement)."""
+
+    def __init__(self, bases: Sequence[CacheDataset], shares: Sequence[float], seed: int):
+        self.bases, self.seed = list(bases), seed
+        self.shares = np.asarray(shares, np.float64) / np.sum(shares)
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, position: int):
+        rng = np.random.default_rng([self.seed, 0x313, position])
+        base = self.bases[int(rng.choice(len(self.bases), p=self.shares))]
+        base.set_epoch(int(rng.integers(2**31)))
+        return base[int(rng.integers(len(base)))]
 
 
 class _IterationSampler(Sampler[int]):
@@ -200,6 +225,10 @@ class Trainer:
         self.dist = _init_distributed(device)
         torch.manual_seed(cfg.seed)
         self.model = build_model(model_name, model_config).to(self.dist.device)
+        if init_state is None and cfg.init:
+            from mmsd.weights import read_model
+
+            init_state = read_model(cfg.init)[2]
         if init_state is not None:
             self.model.load_state_dict(init_state)
         self.disc = (Discriminator(channels=model_config.get("disc_channels", 64)).to(self.dist.device)
@@ -223,6 +252,9 @@ class Trainer:
                                     radius=radius, causal=causal, frame_step=cfg.val_frame_step)
         if len(self.train_set) == 0:
             raise MmsdError(f"{self.cache}: no training samples (CRFs {cfg.crfs})")
+        self.mix_sets = [CacheDataset(Path(cache), actors=None, crfs=cfg.crfs, radius=radius, causal=causal,
+                                      patch=cfg.patch, crop_focus=cfg.crop_focus, seed=cfg.seed)
+                         for cache, _ in cfg.mix]
         global_batch = cfg.batch_size * self.dist.world
         self.adv_start = (cfg.adv_start if cfg.adv_start is not None
                           else math.ceil(cfg.adv_start_epochs * len(self.train_set) / global_batch))
@@ -360,8 +392,12 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         log = _CsvLog(self.out / "log.csv", keep_until=self.iteration) if main else None
         val_log = _CsvLog(self.out / "val.csv", keep_until=self.iteration) if main else None
+        positions = (_MixedPositions([self.train_set, *self.mix_sets],
+                                     [1 - sum(share for _, share in cfg.mix), *(share for _, share in cfg.mix)],
+                                     cfg.seed)
+                     if cfg.mix else _Positions(self.train_set, cfg.seed))
         loader = DataLoader(
-            _Positions(self.train_set, cfg.seed),
+            positions,
             batch_size=cfg.batch_size,
             sampler=_IterationSampler(start=self.iteration, stop=cfg.iterations, batch_size=cfg.batch_size,
                                       rank=self.dist.rank, world=self.dist.world),
@@ -487,11 +523,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gan", action="store_true", default=None, help="add the emotion-conditioned cGAN loss")
     parser.add_argument("--adv-start", type=int, help="iteration at which L_adv starts (default: 2 epochs)")
     parser.add_argument("--crf", type=int, nargs="+", dest="crfs", help="train on these CRFs only")
+    parser.add_argument("--mix", nargs="+", metavar="CACHE:SHARE", type=_mix_pair,
+                        help="also draw this share of the samples from another cache (all its clips), e.g. "
+                             "data/photos:0.2 data/leaves:0.2; the rest comes from --data's training actors")
+    parser.add_argument("--init", metavar="NAME|PATH",
+                        help="start from these weights (a shipped name or a weights file); the network and its "
+                             "config come from the file, --config/--model/--set are ignored")
     parser.add_argument("--workers", type=int, dest="num_workers")
     parser.add_argument("--val-every", type=int)
     parser.add_argument("--checkpoint-every", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def _mix_pair(text: str) -> tuple[str, float]:
+    cache, sep, share = text.rpartition(":")
+    try:
+        return cache, float(share)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CACHE:SHARE, got {text!r}") from None
+
+
+def _init_weights(name_or_path: str) -> Path:
+    """A shipped name (weights/NAME.safetensors) or an existing weights file."""
+    from mmsd.weights import WEIGHTS_DIR
+
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = WEIGHTS_DIR / f"{name_or_path}.safetensors"
+    if shipped.is_file():
+        return shipped
+    raise MmsdError(f"--init {name_or_path}: no such weights file or shipped model")
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -513,10 +576,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.data is None or args.out is None:
         raise MmsdError("a new run needs --data CACHE and --out RUN (or --resume RUN)")
-    model_config = dataclasses.asdict(load_config(args.config, model=args.model, **_parse_overrides(args.set)))
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in train_fields and v is not None}
+    model_name = args.model
+    if args.init:
+        from mmsd.weights import read_model
+
+        given["init"] = str(_init_weights(args.init))
+        model_name, model_config, _, _ = read_model(given["init"])
+    else:
+        model_config = dataclasses.asdict(load_config(args.config, model=args.model, **_parse_overrides(args.set)))
     cfg = config_from_dict(TrainConfig, given)
-    start(cache=args.data, out=args.out, model_name=args.model, model_config=model_config, cfg=cfg,
+    start(cache=args.data, out=args.out, model_name=model_name, model_config=model_config, cfg=cfg,
           device=args.device)
     return 0

@@ -132,3 +132,15 @@ def prepared_cache(fixture_corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cache")
     prepare_corpus(fixture_corpus, out, crfs=(15, 40), workers=1, hr_step=2, progress=False, log=lambda line: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def portrait_cache(tmp_path_factory) -> Path:
+    """The real-face validation set in miniature (one camera path, 6 frames) at CRF 15 and 40; read-only."""
+    from mmsd import content
+    from mmsd.prepare import PrepareSettings, build_cache
+
+    out = tmp_path_factory.mktemp("portraits")
+    build_cache(out, content.jobs("portraits", clips=1, frames=6), PrepareSettings(crfs=(15, 40), crop="whole"),
+                progress=False, log=lambda line: None)
+    return out

@@ -283,3 +283,22 @@ def test_variable_frame_rate_source_and_a_broken_csv(tmp_path):
     assert not clip.has_au and not clip.has_audio
     meta = json.loads((clip.path / "meta.json").read_text())
     assert any("OpenFace CSV ignored" in note for note in meta["notes"])
+
+
+def test_whole_frame_crop_keeps_the_frame_and_the_landmark_boxes(fixture_corpus, tmp_path):
+    from conftest import CSV_CLIP_KEY
+
+    from mmsd.openface import read_csv
+
+    out = tmp_path / "whole"
+    prepare_corpus(fixture_corpus, out, crfs=(40,), crop="whole", limit=2, progress=False, log=lambda line: None)
+    index = ClipIndex(out)
+    assert json.loads((out / "cache.json").read_text())["crop"] == "whole"
+    meta = json.loads((index.root / CSV_CLIP_KEY / "meta.json").read_text())
+    assert meta["crop_source"] == "whole" and meta["crop_box"] == [0, 0, 160, 96]  # the fixture's 5:3 frame
+    points = np.asarray(read_csv(fixture_corpus / f"{CSV_CLIP_KEY}.csv").landmarks[0])
+    face = index.reader(CSV_CLIP_KEY).arrays["face_box"][0]
+    expected = (np.concatenate([points.min(0), points.max(0) + 1 / 3]) + 0.5) * 3 - 0.5  # 160 -> 480 px
+    assert np.abs(face - expected).max() <= 1
+    with pytest.raises(MmsdError, match="other settings"):  # a head-crop run cannot extend a whole-frame cache
+        prepare_corpus(fixture_corpus, out, crfs=(40,), limit=2, progress=False, log=lambda line: None)

@@ -214,3 +214,17 @@ def test_one_process_can_write_one_actor_at_two_frame_sizes(tmp_path):
         path = write_clip(cfg, 24, state, 1, 1, path=tmp_path / f"{width}.mp4")
         info = probe(path)
         assert (info.width, info.height) == (width, height)
+
+
+def test_face_scale_draws_smaller_faces_in_the_same_frame(tmp_path):
+    from mmsd.openface import read_csv
+    from mmsd.synth.generate import SynthConfig, write_clip
+
+    extents = {}
+    for scale in (1.0, 0.5):
+        cfg = SynthConfig(out=tmp_path, actors=(3,), width=320, height=180, crf=30, preset="ultrafast",
+                          face_scale=(scale, scale))
+        path = write_clip(cfg, 3, emotions.parse("neutral"), 1, 1, path=tmp_path / f"{scale}.mp4")
+        points = np.asarray(read_csv(path.with_suffix(".csv")).landmarks)  # (T, 68, 2)
+        extents[scale] = np.ptp(points[0], axis=0)
+    assert np.allclose(extents[0.5] / extents[1.0], 0.5, atol=0.03)

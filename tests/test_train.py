@@ -136,3 +136,53 @@ def test_cli_refuses_to_overwrite_a_run_and_to_resume_nothing(prepared_cache, tm
     assert cli.main(["train", "--resume", str(tmp_path / "nothing")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no run to resume" in err
+
+
+class _Items(list):
+    """A stand-in dataset: item i is (name, i, epoch at the time it was read)."""
+
+    def __init__(self, name: str, n: int):
+        super().__init__(range(n))
+        self.name, self.epoch = name, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        return self.name, i, self.epoch
+
+
+def test_a_mix_draws_each_cache_by_its_share_and_repeats_by_position():
+    from mmsd.train import _MixedPositions
+
+    mixed = _MixedPositions([_Items("main", 50), _Items("photos", 7), _Items("leaves", 3)], [0.6, 0.3, 0.1], seed=4)
+    drawn = [mixed[p] for p in range(4000)]
+    shares = {name: sum(d[0] == name for d in drawn) / len(drawn) for name in ("main", "photos", "leaves")}
+    assert abs(shares["main"] - 0.6) < 0.03 and abs(shares["photos"] - 0.3) < 0.03 and abs(shares["leaves"] - 0.1) < 0.02
+    assert {d[1] for d in drawn if d[0] == "photos"} == set(range(7))  # every item of a small cache is used
+    assert [mixed[p] for p in (17, 3, 3999)] == [drawn[17], drawn[3], drawn[3999]]  # any order, same samples
+
+
+def test_mix_shares_are_checked():
+    with pytest.raises(ValueError, match="sum to < 1"):
+        tiny_config(mix=(("a", 0.6), ("b", 0.5)))
+
+
+def test_a_run_starts_from_init_weights_and_trains_on_a_mix(prepared_cache, portrait_cache, tmp_path):
+    from mmsd.models import build_model
+
+    start_weights = tmp_path / "start.safetensors"
+    torch.manual_seed(7)
+    state = build_model("mmsd", TINY).state_dict()
+    state = {k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in state.items()}
+    weights.save_model(start_weights, name="mmsd", config=TINY, state=state)
+    cfg = tiny_config(iterations=4, init=str(start_weights), mix=((str(portrait_cache), 0.5),))
+    trainer = Trainer(model_name="mmsd", model_config=TINY, cfg=cfg, cache=prepared_cache, out=tmp_path / "run",
+                      device="cpu")
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in state.items())
+    assert len(trainer.mix_sets) == 1 and len(trainer.mix_sets[0]) > 0
+    trainer.fit()
+    assert len(read_log(tmp_path / "run")) == 4
+    info = weights.read_model(tmp_path / "run" / "model.safetensors")[3]
+    assert info["train_config"]["init"] == str(start_weights)
+    assert info["train_config"]["mix"] == [[str(portrait_cache), 0.5]]

@@ -41,7 +41,7 @@ from mmsd.synth import expression, face, speech, visemes
 
 FPS = 30
 AUDIO_RATE = 48000
-_LOOK, _STYLE = 0xFACE, 0x57E
+_LOOK, _STYLE, _SCALE = 0xFACE, 0x57E, 0x5CA1E
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class SynthConfig:
     statements: tuple[int, ...] = (1, 2)
     crf: float = 12.0          # near-lossless; the paper's lightest setting is CRF 15
     preset: str = "veryfast"
+    face_scale: tuple[float, float] = (1.0, 1.0)  # per-actor face size multiplier, drawn in this range
 
     def clips(self) -> list[tuple[int, EmotionState, int, int]]:
         """(actor, state, statement, repetition) of every clip, grouped by actor."""
@@ -160,6 +161,8 @@ def plan_clip(cfg: SynthConfig, actor: int, state: EmotionState, statement: int,
 
 def _actor_parts(cfg: SynthConfig, actor: int):
     look = face.make_identity(actor, _rng(cfg, actor, _LOOK))
+    if cfg.face_scale != (1.0, 1.0):  # smaller faces in the same frame (issue 13: other face scales)
+        look = replace(look, scale=look.scale * float(_rng(cfg, actor, _SCALE).uniform(*cfg.face_scale)))
     style = expression.actor_style(_rng(cfg, actor, _STYLE))
     renderer = face.FaceRenderer(look, width=cfg.width, height=cfg.height, rng=_rng(cfg, actor, _LOOK, 1))
     return look, style, renderer
@@ -170,7 +173,7 @@ _cache: dict[tuple, tuple] = {}
 
 def _parts(cfg: SynthConfig, actor: int):
     """An actor's look, style and renderer, for the frame size and seed of `cfg`."""
-    key = (actor, cfg.width, cfg.height, cfg.seed)
+    key = (actor, cfg.width, cfg.height, cfg.seed, cfg.face_scale)
     if key not in _cache:
         _cache.clear()  # one actor at a time: clips are handed out in actor order
         _cache[key] = _actor_parts(cfg, actor)
@@ -283,6 +286,17 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
     if args.size is not None:
         w, h = parse_size(args.size)
         cfg = replace(cfg, width=w, height=h)
+    if args.states is not None:
+        cfg = replace(cfg, states=tuple(emotions.parse(n) for n in args.states))
+    if args.statements is not None:
+        if not set(args.statements) <= {1, 2}:
+            raise ValueError(f"--statements must be 1 and/or 2, got {args.statements}")
+        cfg = replace(cfg, statements=tuple(args.statements))
+    if args.face_scale is not None:
+        low, high = sorted(args.face_scale)
+        if not 0.1 <= low <= high <= 2.0:
+            raise ValueError(f"--face-scale must be in 0.1..2.0, got {args.face_scale}")
+        cfg = replace(cfg, face_scale=(low, high))
     if not 0 <= args.crf <= 51:
         raise ValueError(f"--crf must be in 0..51, got {args.crf}")
     return replace(cfg, seed=args.seed, crf=args.crf)
@@ -293,6 +307,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actors", type=int, default=None, help="number of actors, 1..N (default 24)")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per statement and state (default 1)")
     parser.add_argument("--size", default=None, help="frame size W x H (default 640x360)")
+    parser.add_argument("--states", nargs="+", default=None, metavar="STATE",
+                        help="only these emotion states, e.g. neutral happy-strong (default all 15)")
+    parser.add_argument("--statements", type=int, nargs="+", default=None, help="1 and/or 2 (default both)")
+    parser.add_argument("--face-scale", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                        help="draw each actor's face size multiplier in this range (default 1 1): smaller "
+                             "faces in the frame, for training at other face scales")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="parallel processes (default: all cores)")

@@ -1,0 +1,172 @@
+"""``mmsd content KIND --out CACHE``: caches of real-image content beside the synthetic corpus.
+
+Kinds (each a cache in the `mmsd prepare` format, so the Dataset, `mmsd train --mix` and
+`mmsd eval` take its clips like any other; clips have no audio (zero MFCC) and no AU target):
+
+* ``portraits`` -- the real-face **validation** set: every portrait of `mmsd.stills.PORTRAITS`
+  filmed along `clips` camera paths at two framings: ``head`` (the paper's 5:3 crop, 2x the
+  Haar face box high, but never magnified: Grace Hopper's face is then at the paper crop's
+  scale, the astronaut's at 0.65x) and ``wide`` (the whole photograph's height in the frame,
+  as `mmsd encode` sends a whole frame: faces at 0.35-0.7x). Where the photograph is
+  narrower than the 5:3 window, its sides are reflected. Actor = the portrait's position (1 astronaut, 2 grace_hopper),
+  statement = framing (1 head, 2 wide), repetition = camera path. Never train on these.
+* ``photos`` -- natural scenes for **training**: each photograph of `mmsd.stills.NATURAL`
+  filmed along `clips_per_photo` random camera paths at a random zoom (always downscaling,
+  so the HR frames are sharp). Actor = the photograph's position + 1.
+* ``leaves`` -- moving dead-leaves clips for **training** (`mmsd.deadleaves`). Actor = 1 + clip // 10.
+
+The degradation is the paper's, done by `mmsd.prepare.build_cache`: 4x antialiased bicubic
+down, x264 at each CRF, decoded back. Everything is deterministic in (kind, seed, clip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from mmsd.degrade import DegradeConfig
+from mmsd.errors import MmsdError
+from mmsd.prepare import NUM_AUS, ClipContent, EntryJob, PrepareSettings, build_cache
+from mmsd.stills import NATURAL, PORTRAITS, Motion, animate, tint_grey
+
+FPS = Fraction(30)
+FRAMINGS = ("head", "wide")
+KINDS = ("portraits", "photos", "leaves")
+
+
+def _content(frames: np.ndarray, face: np.ndarray | None, labels: dict, cfg: DegradeConfig) -> ClipContent:
+    """A ClipContent without audio or AUs; `face` (T, 4) float HR boxes, None = the whole frame."""
+    num_frames = len(frames)
+    if face is None:
+        face = np.tile([0.0, 0.0, cfg.hr_width, cfg.hr_height], (num_frames, 1))
+    fx0, fy0, fx1, fy1 = cfg.mouth_in_face
+    w, h = face[:, 2] - face[:, 0], face[:, 3] - face[:, 1]
+    mouth = np.stack([face[:, 0] + fx0 * w, face[:, 1] + fy0 * h, face[:, 0] + fx1 * w, face[:, 1] + fy1 * h], 1)
+
+    def clip_boxes(boxes: np.ndarray) -> np.ndarray:
+        limit = [cfg.hr_width, cfg.hr_height, cfg.hr_width, cfg.hr_height]
+        return np.clip(np.rint(boxes), 0, limit).astype(np.int32)
+
+    return ClipContent(hr=frames, fps=FPS, samples=np.zeros(0, np.float32),
+                       au=np.zeros((num_frames, NUM_AUS), np.float32), au_mask=np.zeros(num_frames, bool),
+                       face_box=clip_boxes(face), mouth_box=clip_boxes(mouth), labels=labels)
+
+
+def _labels(key: str, name: str, actor: int, statement: int, repetition: int, source: str, size) -> dict:
+    return {"key": key, "name": name, "actor": actor, "emotion": 0, "emotion_name": "neutral", "channel": 1,
+            "statement": statement, "repetition": repetition, "crop_box": [0, 0, int(size[0]), int(size[1])],
+            "crop_source": "whole", "source_size": [int(size[0]), int(size[1])], "source": source, "notes": []}
+
+
+# --------------------------------------------------------------------------- the kinds
+
+
+def portrait_clip(index: int, framing: str, path: int, num_frames: int, seed: int) -> ClipContent:
+    """Portrait `index` of PORTRAITS, filmed at `framing` along camera path `path`."""
+    cfg = DegradeConfig()
+    photo = PORTRAITS[index]
+    image = photo.load()
+    x0, y0, x1, y1 = photo.face
+    face_h = y1 - y0
+    if framing == "head":  # the Haar-box rule of mmsd.degrade: 2x the box high, centred 0.2 box above
+        centre, crop_h = ((x0 + x1) / 2, (y0 + y1) / 2 + cfg.haar_centre_shift * face_h), cfg.haar_crop_height * face_h
+    else:
+        centre, crop_h = (image.shape[1] / 2, image.shape[0] / 2), float(image.shape[0])
+    rng = np.random.default_rng([seed, 0xFACE, index, FRAMINGS.index(framing), path])
+    frames, boxes = animate(image, centre=centre, crop_height=crop_h, num_frames=num_frames, rng=rng,
+                            width=cfg.hr_width, height=cfg.hr_height, fps=float(FPS), face=photo.face)
+    name = f"{photo.name}-{framing}-{path}"
+    key = f"Actor_{index + 1:02d}/{name}"
+    labels = _labels(key, name, index + 1, FRAMINGS.index(framing) + 1, path, str(photo.path), image.shape[1::-1])
+    return _content(frames, boxes, labels, cfg)
+
+
+def photo_clip(index: int, clip: int, num_frames: int, seed: int) -> ClipContent:
+    """Natural photograph `index` of NATURAL along random camera path `clip`."""
+    cfg = DegradeConfig()
+    photo = NATURAL[index]
+    rng = np.random.default_rng([seed, 0x9407, index, clip])
+    image = tint_grey(photo.load(), rng)
+    h, w = image.shape[:2]
+    crop_h = rng.uniform(1.0, 2.5) * cfg.hr_height  # always downscaled: sharp HR frames
+    centre = (rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h)
+    motion = Motion(pan=rng.uniform(0.02, 0.08), zoom=rng.uniform(0.02, 0.08), roll=rng.uniform(0.5, 3.0))
+    frames, _ = animate(image, centre=centre, crop_height=crop_h, num_frames=num_frames, rng=rng,
+                        width=cfg.hr_width, height=cfg.hr_height, fps=float(FPS), motion=motion)
+    name = f"{photo.name}-{clip}"
+    key = f"Actor_{index + 1:02d}/{name}"
+    return _content(frames, None, _labels(key, name, index + 1, 1, clip, str(photo.path), (w, h)), cfg)
+
+
+@functools.cache
+def _leaf_sources(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(palette (N, 3) uint8 of natural-photo pixels, the natural photos as textures)."""
+    rng = np.random.default_rng([seed, 0x1EAF])
+    photos = [tint_grey(p.load(), rng) for p in NATURAL]
+    palette = np.concatenate([p.reshape(-1, 3)[rng.integers(0, p.shape[0] * p.shape[1], 400)] for p in photos])
+    return palette, photos
+
+
+def leaves_clip(clip: int, num_frames: int, seed: int) -> ClipContent:
+    """Moving dead-leaves clip number `clip`."""
+    from mmsd import deadleaves
+
+    cfg = DegradeConfig()
+    palette, textures = _leaf_sources(seed)
+    rng = np.random.default_rng([seed, 0xDEAD, clip])
+    frames = deadleaves.leaves_clip(rng, num_frames=num_frames, palette=palette, textures=textures,
+                                    width=cfg.hr_width, height=cfg.hr_height, fps=float(FPS))
+    actor = 1 + clip // 10
+    name = f"leaves-{clip:03d}"
+    key = f"Actor_{actor:02d}/{name}"
+    return _content(frames, None, _labels(key, name, actor, 1, clip, "dead leaves", (cfg.hr_width, cfg.hr_height)), cfg)
+
+
+def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]:
+    """The cache entries of one kind; `clips` = camera paths per portrait and framing, clips per
+    photograph, or dead-leaves clips."""
+    if kind == "portraits":
+        return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{framing}-{path}", str(p.path),
+                         functools.partial(portrait_clip, i, framing, path, frames, seed))
+                for i, p in enumerate(PORTRAITS) for framing in FRAMINGS for path in range(1, clips + 1)]
+    if kind == "photos":
+        return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{c}", str(p.path), functools.partial(photo_clip, i, c, frames, seed))
+                for i, p in enumerate(NATURAL) for c in range(1, clips + 1)]
+    if kind == "leaves":
+        return [EntryJob(f"Actor_{1 + c // 10:02d}/leaves-{c:03d}", "dead leaves",
+                         functools.partial(leaves_clip, c, frames, seed)) for c in range(clips)]
+    raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+
+
+# --------------------------------------------------------------------------- CLI
+
+DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "leaves": 40}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=KINDS, help="portraits: real-face validation set (never train on it); "
+                                                   "photos, leaves: real-image content for training")
+    parser.add_argument("--out", type=Path, required=True, help="cache directory (created; re-runs resume)")
+    parser.add_argument("--clips", type=int, default=None,
+                        help="camera paths per portrait and framing (default 2), clips per photograph (4), "
+                             "dead-leaves clips (40)")
+    parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60, 2 s)")
+    parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40], help="x264 CRFs (default 15 32 40)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    clips = DEFAULT_CLIPS[args.kind] if args.clips is None else args.clips
+    if clips < 1 or args.frames < 5:
+        raise MmsdError(f"need --clips >= 1 and --frames >= 5, got {clips} and {args.frames}")
+    report = build_cache(args.out, jobs(args.kind, clips=clips, frames=args.frames, seed=args.seed),
+                         PrepareSettings(crfs=tuple(args.crf), crop="whole"), workers=args.workers,
+                         progress=not args.no_progress)
+    print(report.summary())
+    return 0 if not report.failed else 1

@@ -1,0 +1,183 @@
+"""Real photographs that installed packages ship, and camera motion that turns a still into a clip.
+
+Real faces are what users send, and the synthetic corpus has none. Two kinds of photograph
+lie on every machine that has this project's packages:
+
+* **portraits** (validation only; never train the general models on them): scikit-image's
+  ``astronaut.png`` (Eileen Collins) and matplotlib's ``sample_data/grace_hopper.jpg``;
+* **natural scenes** (training): the colour and grey photographs of scikit-image's data
+  folder that show no person (a cat, coffee, a rocket, motorcycles, bricks, grass, gravel,
+  coins, the moon, a retina, a galaxy field, a stained tissue slide).
+
+`animate` films a still with a virtual camera: a smooth pan, zoom, small roll and a slow
+drift of brightness and white balance, each the sum of a few slow sinusoids, rendered at
+the HR size. The photo is first resized (antialiased) to the clip's mean scale, then each
+frame is one cubic warp with a scale near 1, so no frame is aliased or upsampled beyond
+`max_upscale`. The face box of a portrait moves with the camera (the bounding box of its
+warped corners), so face-region metrics follow the face.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mmsd.errors import MmsdError
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One shipped photograph: where it lies and, for a portrait, its face box (photo pixels)."""
+
+    name: str
+    package: str  # 'skimage' or 'matplotlib'
+    file: str  # path inside the package's data folder
+    face: Box | None = None  # OpenCV's Haar frontal-face box (mid-forehead to chin), portraits only
+
+    @property
+    def path(self) -> Path:
+        return _data_dir(self.package) / self.file
+
+    def load(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB (grey photos repeated over the channels, alpha dropped)."""
+        from PIL import Image
+
+        if not self.path.is_file():
+            raise MmsdError(f"photo {self.name!r} is not installed ({self.path}); install the project's [test] extras")
+        with Image.open(self.path) as image:
+            return np.asarray(image.convert("RGB"))
+
+
+@functools.cache
+def _data_dir(package: str) -> Path:
+    try:
+        if package == "skimage":
+            import skimage.data
+
+            return Path(skimage.data.__file__).parent
+        if package == "matplotlib":
+            import matplotlib
+
+            return Path(matplotlib.get_data_path()) / "sample_data"
+    except ImportError:
+        return Path(f"<{package} not installed>")
+    raise ValueError(f"unknown photo package {package!r}")
+
+
+# The boxes are what mmsd.degrade.detect_face finds on these photos (checked by a test).
+PORTRAITS: tuple[Photo, ...] = (
+    Photo("astronaut", "skimage", "astronaut.png", face=(177.0, 66.0, 272.0, 161.0)),
+    Photo("grace_hopper", "matplotlib", "grace_hopper.jpg", face=(155.0, 105.0, 377.0, 327.0)),
+)
+
+NATURAL: tuple[Photo, ...] = tuple(
+    Photo(name, "skimage", file)
+    for name, file in (
+        ("chelsea", "chelsea.png"),
+        ("coffee", "coffee.png"),
+        ("rocket", "rocket.jpg"),
+        ("motorcycle_left", "motorcycle_left.png"),
+        ("motorcycle_right", "motorcycle_right.png"),
+        ("brick", "brick.png"),
+        ("grass", "grass.png"),
+        ("gravel", "gravel.png"),
+        ("coins", "coins.png"),
+        ("moon", "moon.png"),
+        ("retina", "retina.jpg"),
+        ("hubble_deep_field", "hubble_deep_field.jpg"),
+        ("ihc", "ihc.png"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Amplitudes of the virtual camera (peak values; each a sum of slow sinusoids)."""
+
+    pan: float = 0.04  # of the crop's height, each axis
+    zoom: float = 0.05  # relative change of the crop size
+    roll: float = 2.0  # degrees
+    gain: float = 0.05  # relative brightness drift
+    tint: float = 0.03  # relative drift of the red/blue balance
+    hz: float = 0.25  # typical frequency of the movements
+
+
+def _slow(rng: np.random.Generator, n: int, fps: float, hz: float) -> np.ndarray:
+    """Smooth motion in [-1, 1]: a sum of 3 sinusoids near `hz`, normalised by its peak bound."""
+    t = np.arange(n) / fps
+    out = sum(np.sin(2 * np.pi * hz * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi)) for _ in range(3))
+    return out / 3.0
+
+
+def animate(
+    image: np.ndarray,
+    *,
+    centre: tuple[float, float],
+    crop_height: float,
+    num_frames: int,
+    rng: np.random.Generator,
+    width: int = 480,
+    height: int = 288,
+    fps: float = 30.0,
+    motion: Motion = Motion(),
+    face: Box | None = None,
+    max_upscale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Film `image` (H, W, 3) uint8 with a moving camera.
+
+    The camera looks at `centre` (photo pixels) through a width:height window `crop_height`
+    photo pixels high, enlarged so the photo is never magnified more than `max_upscale`, and
+    moved so the moving window stays inside the photo; along an axis where the photo is
+    smaller than the window, the window is centred and the photo's borders are reflected.
+    Returns frames (num_frames, height, width, 3) uint8 and, when `face` is given, the face
+    box per frame (num_frames, 4) float64 in output pixels (else None).
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    crop_height = max(crop_height, height / max_upscale)
+    scale = height / crop_height  # output pixels per photo pixel, on average
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    reach = 1 + motion.zoom + 2 * motion.pan + np.deg2rad(motion.roll)  # the moving window's extent, relative
+    cx = _inside(centre[0] * scale, reach * width / 2, small.shape[1])
+    cy = _inside(centre[1] * scale, reach * height / 2, small.shape[0])
+    pan_x, pan_y, zoom, roll, gain, tint = (_slow(rng, num_frames, fps, motion.hz) for _ in range(6))
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    boxes = np.empty((num_frames, 4)) if face is not None else None
+    for t in range(num_frames):
+        s = 1.0 + motion.zoom * zoom[t]  # output pixels per resized-photo pixel
+        a = np.deg2rad(motion.roll * roll[t])
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) * s
+        shift = np.array([cx + motion.pan * height * pan_x[t], cy + motion.pan * height * pan_y[t]])
+        # output = rot @ (photo - shift) + output centre
+        offset = np.array([width / 2, height / 2]) - rot @ shift
+        matrix = np.hstack([rot, offset[:, None]])
+        frame = cv2.warpAffine(small, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+        light = (1.0 + motion.gain * gain[t]) * np.array([1.0 + motion.tint * tint[t], 1.0, 1.0 - motion.tint * tint[t]])
+        frames[t] = np.clip(frame.astype(np.float32) * light.astype(np.float32), 0, 255).round().astype(np.uint8)
+        if face is not None:
+            x0, y0, x1, y1 = (v * scale for v in face)
+            corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
+            warped = corners @ rot.T + offset
+            boxes[t] = (*warped.min(axis=0), *warped.max(axis=0))
+    return frames, boxes
+
+
+def _inside(centre: float, half: float, size: int) -> float:
+    """`centre` moved so [centre - half, centre + half] lies in [0, size]; the middle if it cannot."""
+    return size / 2 if 2 * half >= size else float(np.clip(centre, half, size - half))
+
+
+def tint_grey(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A grey photograph given a random mild colour cast (so grey scenes still train colour)."""
+    if not (np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])):
+        return image
+    gains = rng.uniform(0.75, 1.15, 3).astype(np.float32)
+    return np.clip(image.astype(np.float32) * gains, 0, 255).round().astype(np.uint8)

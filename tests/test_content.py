@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from mmsd import content, deadleaves, metrics, stills
+from mmsd.data import CacheDataset, ClipIndex
+from mmsd.degrade import detect_face
+
+
+@pytest.mark.parametrize("photo", stills.PORTRAITS, ids=lambda p: p.name)
+def test_portrait_face_boxes_are_what_the_detector_finds(photo):
+    assert np.allclose(detect_face([photo.load()]), photo.face, atol=1.0)
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union
+
+
+def test_the_face_box_moves_with_the_camera():
+    photo = stills.PORTRAITS[1]
+    frames, boxes = stills.animate(photo.load(), centre=(266, 180), crop_height=450, num_frames=40,
+                                   rng=np.random.default_rng(1), face=photo.face,
+                                   motion=stills.Motion(pan=0.08, zoom=0.08, roll=3.0))
+    assert frames.shape == (40, 288, 480, 3) and boxes.shape == (40, 4)
+    assert np.ptp(boxes[:, 0]) > 2 and np.ptp(boxes[:, 2] - boxes[:, 0]) > 2  # the camera pans and zooms
+    for t in (0, 20, 39):
+        assert _iou(detect_face([frames[t]]), boxes[t]) > 0.8
+
+
+def test_content_caches_read_like_a_prepared_corpus(portrait_cache):
+    index = ClipIndex(portrait_cache)
+    assert [c.key for c in index] == [
+        "Actor_01/astronaut-head-1", "Actor_01/astronaut-wide-1",
+        "Actor_02/grace_hopper-head-1", "Actor_02/grace_hopper-wide-1"]
+    for clip in index:
+        assert not clip.has_audio and not clip.has_au and clip.num_frames == 6
+        face = index.reader(clip).arrays["face_box"]
+        assert (face[:, :2] >= 0).all() and (face[:, 2] <= 480).all() and (face[:, 3] <= 288).all()
+    heights = {c.key: np.ptp(index.reader(c).arrays["face_box"][0, 1::2]) for c in index}
+    # the paper's head framing puts Grace Hopper's face at the crop's scale (the Haar box is ~144 px high
+    # there); the whole photo shows both faces smaller
+    assert 130 <= heights["Actor_02/grace_hopper-head-1"] <= 160
+    assert heights["Actor_02/grace_hopper-wide-1"] < 120 and heights["Actor_01/astronaut-wide-1"] < 70
+    sample = CacheDataset(portrait_cache, actors=[1, 2], patch=None)[0]
+    assert sample.lr.shape == (5, 3, 72, 120) and not sample.au_mask and not sample.mfcc.any()
+
+
+def test_photo_and_leaves_clips_move_smoothly_and_repeat():
+    for make in (lambda: content.photo_clip(1, 1, 6, 0).hr, lambda: content.leaves_clip(0, 6, 0).hr):
+        hr = make()
+        assert hr.shape == (6, 288, 480, 3) and np.array_equal(hr, make())
+        step = metrics.psnr(hr[0], hr[1])
+        assert 15 < step < 60  # neighbours differ (motion) but show the same scene
+
+
+def test_dead_leaf_radii_follow_the_power_law():
+    r = deadleaves._radii(np.random.default_rng(0), 200_000, 3.0, 150.0)
+    assert r.min() >= 3.0 and r.max() <= 150.0
+    # p(r) ~ r^-3 -> P(r < 2 r_min) = (1 - 1/4) / (1 - (r_min / r_max)^2)
+    assert abs((r < 6.0).mean() - 0.75 / (1 - (3 / 150) ** 2)) < 0.005
+
+
+def test_dead_leaves_cover_the_plane():
+    palette = np.array([[255, 0, 0]] * 4 + [[0, 0, 255]] * 4, np.uint8)
+    image = deadleaves.dead_leaves(np.random.default_rng(0), 120, 80, palette, [])
+    # every pixel is a mix of leaf colours: red + blue only, no black gaps
+    assert (image[..., 1] == 0).all() and (image[..., 0].astype(int) + image[..., 2] >= 250).all()
+
+
+def test_content_command_rejects_bad_counts(tmp_path):
+    from mmsd import cli
+
+    assert cli.main(["content", "leaves", "--out", str(tmp_path / "x"), "--clips", "0"]) == 1
+    assert not (tmp_path / "x").exists()
