@@ -40,8 +40,8 @@ use the frames that have HR as centre frames.
 A clip is written to ``Actor_XX/.NAME.tmp-PID`` and renamed when complete, so a
 finished clip directory is always whole; a re-run skips finished clips and deletes
 temp directories that an interrupted run left. A lock file keeps two runs from
-writing one cache. Frames of a variable-frame-rate source are taken in decoding
-order at the stream's average rate (MFCC alignment assumes that rate).
+writing one cache. Each frame's MFCC vectors are cut at its own time, for a
+variable-frame-rate source too (`mmsd.audio`); ``fps`` in meta.json is then the mean rate.
 """
 
 from __future__ import annotations
@@ -311,7 +311,8 @@ def _build_clip(clip: Clip, tmp: Path, settings: PrepareSettings, mfcc_cfg) -> d
         except codec.CodecError as exc:
             audio_note = f"audio ignored: {exc}"
     has_audio = samples.size > 0
-    mfcc = audio.mfcc_for_frames(samples, num_frames, info.fps, mfcc_cfg).astype(np.float32)
+    # each frame's vectors at its own time, at a constant or a variable frame rate
+    mfcc = audio.mfcc_for_frames(samples, num_frames, codec.frame_timing(clip.path), mfcc_cfg).astype(np.float32)
 
     # 4. AU targets and boxes
     au = np.zeros((num_frames, NUM_AUS), np.float32)

@@ -249,8 +249,8 @@ def test_overlapped_decode_writes_the_same_frames_as_the_serial_one(tmp_path, mo
     restorer = Restorer("bicubic")
     encoded: dict[bool, list[np.ndarray]] = {True: [], False: []}
     for overlap in (True, False):
-        real = mmsd.restore._AudioCopyWriter.write
-        monkeypatch.setattr(mmsd.restore._AudioCopyWriter, "write",
+        real = VideoWriter.write
+        monkeypatch.setattr(VideoWriter, "write",
                             lambda self, frame, o=overlap, real=real: (encoded[o].append(frame.copy()), real(self, frame)))
         report = restorer.restore_file(src, tmp_path / f"out-{overlap}.mp4", progress=False, overlap=overlap)
         monkeypatch.undo()
@@ -262,7 +262,7 @@ def test_overlapped_decode_writes_the_same_frames_as_the_serial_one(tmp_path, mo
 def test_an_encoding_failure_behind_the_network_still_leaves_nothing(tmp_path, monkeypatch):
     src = tmp_path / "low.mp4"
     write_clip(src, frames=12)
-    real = mmsd.restore._AudioCopyWriter.write
+    real = VideoWriter.write
     written = itertools.count()
 
     def write(self, frame):
@@ -270,7 +270,7 @@ def test_an_encoding_failure_behind_the_network_still_leaves_nothing(tmp_path, m
             raise CodecError("disk full")
         real(self, frame)
 
-    monkeypatch.setattr(mmsd.restore._AudioCopyWriter, "write", write)
+    monkeypatch.setattr(VideoWriter, "write", write)
     with pytest.raises(CodecError, match="disk full"):
         Restorer("bicubic").restore_file(src, tmp_path / "out.mp4", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["low.mp4"]
