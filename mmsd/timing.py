@@ -15,6 +15,7 @@ time base rounds 30000/1001 fps to 33 and 34 ms steps; that is not a variable ra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -53,7 +54,8 @@ class FrameTiming:
     def from_pts(cls, pts: Iterable[int], time_base: Fraction, *, rates: Sequence[Fraction] = ()) -> FrameTiming:
         """The timing of frames with presentation timestamps ``pts`` (ticks of ``time_base``, any order).
 
-        Constant rate at the first of ``rates`` (the container's declared rates) that puts
+        A variable rate keeps the timestamps in the coarsest base that holds them exactly (ticks
+        of 512/15360 s become ticks of 1/30 s). Constant rate at the first of ``rates`` (the container's declared rates) that puts
         every frame within one tick of t / rate; else variable rate. Fewer than 2 frames:
         constant at ``rates[0]``.
         """
@@ -68,8 +70,9 @@ class FrameTiming:
             if not rates:
                 raise ValueError("a single frame needs a declared rate")
             return cls.constant(rates[0])
+        step = math.gcd(*ticks)  # the coarsest exact base: equal times compare equal whatever the container's
         mean = Fraction(len(ticks) - 1) / (ticks[-1] * time_base)
-        return cls(fps=mean, time_base=time_base, pts=ticks)
+        return cls(fps=mean, time_base=time_base * step, pts=tuple(p // step for p in ticks))
 
     @property
     def variable(self) -> bool:
