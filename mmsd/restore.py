@@ -29,7 +29,7 @@ Choices:
 * Engines. ``torch`` runs the network in PyTorch (inference mode; on the CPU with
   channels-last weights, which moves the network given as an ``nn.Module`` too). ``onnx`` runs an ONNX
   graph with ONNX Runtime on the CPU: a ``.onnx`` file written by `mmsd export --onnx`, or
-  a weights name or file exported on first use into a cache (see `mmsd.export`). It
+  a weights name or file exported on first use into a cache (see `mmsd.onnx_engine`). It
   recomputes the per-frame features in every window. See docs/speed.md for the figures.
 """
 
@@ -135,7 +135,7 @@ class Restorer:
             raise MmsdError(f"the onnx engine runs on the CPU, not on {self.device}")
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 4)
         if onnx_file:
-            from mmsd.export import OnnxNetwork
+            from mmsd.onnx_engine import OnnxNetwork
 
             network = OnnxNetwork(model)
             self.name, self.config = network.name, network.config
@@ -492,7 +492,7 @@ def _to_float(frames: torch.Tensor) -> torch.Tensor:
 
 def _to_onnx(network: nn.Module, name: str, config: dict, *, cache: bool):
     """The network exported to ONNX and loaded in ONNX Runtime (through the export cache if `cache`)."""
-    from mmsd.export import OnnxNetwork, cached_export, temporary_export
+    from mmsd.onnx_engine import OnnxNetwork, cached_export, temporary_export
 
     if cache:
         return OnnxNetwork(cached_export(network, name=name, config=config))
@@ -511,7 +511,7 @@ def _check_complete(src: Path, info, count: int) -> None:
 
 
 def set_threads(threads: int | None) -> None:
-    """torch's CPU threads (and so ONNX Runtime's, see `mmsd.export`) for a command's --threads; None keeps them."""
+    """torch's CPU threads (and so ONNX Runtime's, see `mmsd.onnx_engine`) for a command's --threads; None keeps them."""
     if threads is None:
         return
     if threads < 1:
