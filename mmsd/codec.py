@@ -317,7 +317,7 @@ class VideoWriter:
         for bit-reproducible output (mbtree reads memory it never set)."""
         _check_size(width, height)
         if (fps is None) == (timing is None):
-            raise ValueError("give the writer fps or timing, not both")
+            raise ValueError("give the writer one of fps and timing")
         if audio_rate is not None and audio_from is not None:
             raise ValueError("give the writer audio_rate (AAC from write_audio) or audio_from (a copy), not both")
         self.path = Path(path)
@@ -337,8 +337,10 @@ class VideoWriter:
             self._container = av.open(str(self._tmp), "w", format=fmt, options=options)
             for key, value in (metadata or {}).items():
                 self._container.metadata[key] = value
-            # x264's rate control wants a rate; a variable rate gets its mean, its frames their own times
-            self._video = self._container.add_stream("libx264", rate=self.fps.limit_denominator(1001))
+            # x264's rate control wants a rate: a variable rate gives its mean (in small terms), the
+            # frames their own times
+            rate = self.fps.limit_denominator(1001) if self.timing.variable else self.fps
+            self._video = self._container.add_stream("libx264", rate=rate)
             self._video.codec_context.time_base = self._video.time_base = self.timing.time_base
             self._video.width, self._video.height = width, height
             self._video.pix_fmt = _pix_fmt(width, height)

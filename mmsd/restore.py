@@ -511,7 +511,7 @@ def _check_complete(src: Path, info, count: int) -> None:
 
 
 def set_threads(threads: int | None) -> None:
-    """torch's CPU threads (and so ONNX Runtime's, see `mmsd.onnx_engine`) for a command's --threads; None keeps them."""
+    """torch's CPU threads (and so ONNX Runtime's, `mmsd.onnx_engine`) for a command's --threads; None keeps them."""
     if threads is None:
         return
     if threads < 1:

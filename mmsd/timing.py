@@ -54,10 +54,10 @@ class FrameTiming:
     def from_pts(cls, pts: Iterable[int], time_base: Fraction, *, rates: Sequence[Fraction] = ()) -> FrameTiming:
         """The timing of frames with presentation timestamps ``pts`` (ticks of ``time_base``, any order).
 
-        A variable rate keeps the timestamps in the coarsest base that holds them exactly (ticks
-        of 512/15360 s become ticks of 1/30 s). Constant rate at the first of ``rates`` (the container's declared rates) that puts
-        every frame within one tick of t / rate; else variable rate. Fewer than 2 frames:
-        constant at ``rates[0]``.
+        Constant rate at the first of ``rates`` (the container's declared rates) that puts every
+        frame within one tick of t / rate; else variable rate, the timestamps kept in the coarsest
+        base that holds them exactly (ticks of 512/15360 s become ticks of 1/30 s). Fewer than
+        2 frames: constant at ``rates[0]``.
         """
         time_base = Fraction(time_base)
         ticks = sorted(set(pts))
