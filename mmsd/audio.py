@@ -12,12 +12,19 @@ The paper says only "MFCC". Our settings (``MfccConfig``) and why:
 * log-mel without a global ``top_db`` floor, so each vector depends only on its own
   32 ms of audio (the streaming decoder sees the same features as training).
 
-Alignment. Video frame t covers [t/fps, (t+1)/fps); it owns K vectors whose windows are
-centred at (t + (k + 0.5)/K) / fps, k = 0..K-1. 16000 / (30 K) is not an integer hop,
-so instead of a hop the window of every vector is cut out at its exact centre, rounded
-to the nearest sample (a 62.5 us error at 16 kHz), with zeros outside the signal as in
-librosa's ``center=True``. Vectors whose centre lies past the end of the audio (no or
-short audio) are all-zero, so "no audio" reads as a constant input.
+Alignment. Video frame t, shown at time s_t (`mmsd.timing.FrameTiming`), covers
+[s_t, s_t + P) with P its nominal frame period; it owns K vectors whose windows are
+centred at s_t + (k + 0.5) P / K, k = 0..K-1. At a constant rate s_t = t / fps and
+P = 1 / fps. At a variable rate s_t is the frame's own timestamp and P the shortest
+frame interval, so a frame after a gap hears the sound at its own time, with the vector
+spacing of the camera's running rate (what the networks were trained on). 16000 / (30 K)
+is not an integer hop, so instead of a hop the window of every vector is cut out at its
+exact centre, rounded to the nearest sample (a 62.5 us error at 16 kHz), with zeros
+outside the signal as in librosa's ``center=True``. Vectors whose centre lies past the
+end of the audio (no or short audio) are all-zero, so "no audio" reads as a constant input.
+
+Every function taking ``timing`` also takes an exact frame rate (a ``Fraction``) for a
+constant-rate video.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from functools import lru_cache
 
 import librosa
 import numpy as np
+
+from mmsd.timing import FrameTiming
 
 
 @dataclass(frozen=True)
@@ -43,41 +52,52 @@ class MfccConfig:
 
 
 def vector_centres(
-    num_frames: int, fps: Fraction, cfg: MfccConfig = MfccConfig(), *, first_frame: int = 0
+    num_frames: int, timing: FrameTiming | Fraction, cfg: MfccConfig = MfccConfig(), *, first_frame: int = 0
 ) -> np.ndarray:
     """Sample index of each vector's window centre: int64 (T * K,), vector (t, k) at t * K + k.
 
-    Exact rational arithmetic: round(sample_rate * (t + (k + 0.5)/K) / fps), halves rounded up.
+    Exact rational arithmetic: round(sample_rate * (s_t + (k + 0.5) P / K)), halves rounded up.
     ``first_frame`` gives the centres of frames first_frame .. first_frame + T - 1 instead.
     """
-    fps = Fraction(fps)
-    first = first_frame * cfg.per_frame
-    half_steps = 2 * np.arange(first, first + num_frames * cfg.per_frame, dtype=np.int64) + 1  # 2(tK + k) + 1
-    numerator = half_steps * cfg.sample_rate * fps.denominator
-    denominator = 2 * cfg.per_frame * fps.numerator
-    return (2 * numerator + denominator) // (2 * denominator)
+    timing = _as_timing(timing)
+    k = cfg.per_frame
+    base, period = timing.time_base, timing.period
+    # Python ints (object arrays): a 90 kHz time base overflows int64 within the hour
+    ticks = np.array([timing.ticks(t) for t in range(first_frame, first_frame + num_frames)] or [0], dtype=object)
+    steps = np.array([(2 * j + 1) * period.numerator * base.denominator for j in range(k)], dtype=object)
+    numerator = cfg.sample_rate * (ticks[:, None] * (2 * k * period.denominator * base.numerator) + steps)  # (T, K)
+    denominator = 2 * k * period.denominator * base.denominator
+    centres = (2 * numerator + denominator) // (2 * denominator)
+    return centres[:num_frames].reshape(-1).astype(np.int64)
+
+
+def _as_timing(timing: FrameTiming | Fraction) -> FrameTiming:
+    if isinstance(timing, FrameTiming):
+        return timing
+    fps = Fraction(timing)
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return FrameTiming.constant(fps)
 
 
 def mfcc_for_frames(
-    samples: np.ndarray, num_frames: int, fps: Fraction, cfg: MfccConfig = MfccConfig()
+    samples: np.ndarray, num_frames: int, timing: FrameTiming | Fraction, cfg: MfccConfig = MfccConfig()
 ) -> np.ndarray:
     """MFCC vectors per video frame.
 
     Args:
-        samples: mono float32 (S,) at ``cfg.sample_rate``, sample 0 at the first frame's start.
+        samples: mono float32 (S,) at ``cfg.sample_rate``, sample 0 at the first frame's time.
         num_frames: T, the number of video frames.
-        fps: exact video frame rate.
+        timing: the frames' times, or the exact frame rate of a constant-rate video.
     Returns:
         float32 (T, K, M); zeros for vectors whose centre lies past the end of the audio.
     """
-    fps = Fraction(fps)
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    timing = _as_timing(timing)
     if num_frames < 0:
         raise ValueError(f"num_frames must be >= 0, got {num_frames}")
     samples = np.asarray(samples, np.float32).reshape(-1)
     out = np.zeros((num_frames * cfg.per_frame, cfg.n_mfcc), np.float32)
-    centres = vector_centres(num_frames, fps, cfg)
+    centres = vector_centres(num_frames, timing, cfg)
     centres = centres[centres < samples.size]
     if centres.size:
         out[: centres.size] = _mfcc_at(samples, centres, cfg)
@@ -89,7 +109,7 @@ def mfcc_for_frame_range(
     start: int,
     first_frame: int,
     num_frames: int,
-    fps: Fraction,
+    timing: FrameTiming | Fraction,
     cfg: MfccConfig = MfccConfig(),
     *,
     total: int | None = None,
@@ -110,7 +130,7 @@ def mfcc_for_frame_range(
     if num_frames == 0:
         return out.reshape(0, cfg.per_frame, cfg.n_mfcc)
     half = cfg.n_fft // 2
-    centres = vector_centres(num_frames, fps, cfg, first_frame=first_frame)
+    centres = vector_centres(num_frames, timing, cfg, first_frame=first_frame)
     if total is not None:
         centres = centres[centres < total]
     if centres.size:
@@ -128,26 +148,30 @@ def mfcc_for_frame_range(
 
 
 def iter_mfcc(
-    chunks: Iterable[np.ndarray], fps: Fraction, cfg: MfccConfig = MfccConfig(), *, frames_per_step: int = 32
+    chunks: Iterable[np.ndarray],
+    timing: FrameTiming | Fraction,
+    cfg: MfccConfig = MfccConfig(),
+    *,
+    frames_per_step: int = 32,
 ) -> Iterator[np.ndarray]:
     """Per-frame MFCC (K, M) from audio that arrives in chunks, in constant memory.
 
     ``chunks`` yields consecutive mono float32 pieces of any length (sample 0 at the first
-    frame's start). Frame t gets the same vectors as ``mfcc_for_frames(audio, ...)[t]``.
+    frame's time). Frame t gets the same vectors as ``mfcc_for_frames(audio, ...)[t]``.
     The iterator is endless: once the audio has ended it yields zeros, as for missing audio,
     so zip it with the video frames. Audio is pulled only as far as the next
     ``frames_per_step`` frames' windows reach.
     """
     if frames_per_step < 1:
         raise ValueError(f"frames_per_step must be >= 1, got {frames_per_step}")
-    fps = Fraction(fps)
+    timing = _as_timing(timing)
     half = cfg.n_fft // 2
     chunks = iter(chunks)
     buffer, buffer_start = np.zeros(0, np.float32), 0  # buffer[i] is sample buffer_start + i
     total: int | None = None  # the audio's length, once the chunks have run out
     frame = 0
-    while total is None or vector_centres(1, fps, cfg, first_frame=frame)[0] < total:
-        need = int(vector_centres(frames_per_step, fps, cfg, first_frame=frame)[-1]) + half
+    while total is None or vector_centres(1, timing, cfg, first_frame=frame)[0] < total:
+        need = int(vector_centres(frames_per_step, timing, cfg, first_frame=frame)[-1]) + half
         pieces, have = [buffer], buffer_start + buffer.size
         while total is None and have < need:
             chunk = next(chunks, None)
@@ -158,9 +182,9 @@ def iter_mfcc(
             have += pieces[-1].size
         if len(pieces) > 1:
             buffer = np.concatenate(pieces)
-        yield from mfcc_for_frame_range(buffer, buffer_start, frame, frames_per_step, fps, cfg, total=total)
+        yield from mfcc_for_frame_range(buffer, buffer_start, frame, frames_per_step, timing, cfg, total=total)
         frame += frames_per_step
-        drop = min(buffer.size, int(vector_centres(1, fps, cfg, first_frame=frame)[0]) - half - buffer_start)
+        drop = min(buffer.size, int(vector_centres(1, timing, cfg, first_frame=frame)[0]) - half - buffer_start)
         if drop > 0:
             buffer, buffer_start = buffer[drop:], buffer_start + drop
     silence = np.zeros((cfg.per_frame, cfg.n_mfcc), np.float32)

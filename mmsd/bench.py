@@ -15,7 +15,8 @@ Measured at the paper's LR size (120x72 -> 480x288), T = 2N+1 = 5:
   120x72 with x264 CRF 40 and emotion side information): frames/s, the real-time factor
   (processing time / video duration; < 1 keeps up with playback) and the decoder's peak
   RSS, each decode in a fresh process, with decoding and encoding overlapped with the network
-  (the default) and without;
+  (the default) and without; ``--clip`` times a video of your own instead (its frame rate,
+  constant or variable with the shortest and longest frame interval, is printed with it);
 * MMSD-Net's time per frame relative to EDVR of the same width, from the forward rows of
   this run.
 
@@ -153,11 +154,10 @@ def run_decode(source: Path, model: str | Path, *, threads: int, batch: int, ove
         return pool.submit(_decode_job, str(source), str(model), threads, batch, overlap).result()
 
 
-def make_clip(folder: Path) -> tuple[Path, float]:
+def make_clip(folder: Path) -> Path:
     """A synthesized test-actor clip, 480x288, sent as `mmsd encode` sends it: 120x72, x264 CRF 40,
-    AAC and emotion side information. Returns (low.mp4, duration in seconds)."""
+    AAC and emotion side information. Returns low.mp4."""
     from mmsd import emotions, sideinfo
-    from mmsd.codec import probe
     from mmsd.encode import encode_file
     from mmsd.synth.generate import SynthConfig, write_clip
 
@@ -166,8 +166,17 @@ def make_clip(folder: Path) -> tuple[Path, float]:
                         path=folder / "source.mp4")
     low = folder / "low.mp4"
     encode_file(source, low, side=sideinfo.SideInfo(scale=4, segments=((0, state.id),)), crf=40, progress=False)
-    info = probe(low)
-    return low, info.num_frames / float(info.fps)
+    return low
+
+
+def describe_clip(clip: Path) -> tuple[float, str]:
+    """(duration in seconds, "N frames, W x H at <rate>") of a clip; the rate says "variable frame
+    rate" with the shortest and longest frame interval when it is one."""
+    from mmsd.codec import frame_timing, probe
+
+    info, timing = probe(clip), frame_timing(clip)
+    duration = info.duration or info.num_frames / float(timing.fps)
+    return duration, f"{info.num_frames} frames, {info.width}x{info.height} (W x H) at {timing.describe()}"
 
 
 def profile_mmsd(network: nn.Module, config: dict, *, batch: int, repeats: int, cached: bool) -> dict[str, float]:
@@ -236,17 +245,17 @@ def profile_decoder(clip: Path) -> dict[str, float]:
     """ms per frame of what `restore_file` does besides the network, on the clip (after a first
     MFCC call: librosa's import costs about a second once per process)."""
     from mmsd.audio import MfccConfig, iter_mfcc
-    from mmsd.codec import VideoWriter, iter_audio, probe, read_frames
+    from mmsd.codec import VideoWriter, frame_timing, iter_audio, read_frames
 
-    info = probe(clip)
-    next(iter_mfcc(iter_audio(clip, MfccConfig.sample_rate), info.fps))  # the first call imports librosa (~1 s)
+    timing = frame_timing(clip)
+    next(iter_mfcc(iter_audio(clip, MfccConfig.sample_rate), timing))  # the first call imports librosa (~1 s)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     frames = list(read_frames(clip))
     n = len(frames)
     timings["decode the LR video (PyAV)"] = time.perf_counter() - start
     start = time.perf_counter()
-    mfcc = list(itertools.islice(iter_mfcc(iter_audio(clip, MfccConfig.sample_rate), info.fps), n))
+    mfcc = list(itertools.islice(iter_mfcc(iter_audio(clip, MfccConfig.sample_rate), timing), n))
     timings["decode audio + MFCC"] = time.perf_counter() - start
     window = Restorer(_NoNetwork(), config={"radius": 2, "audio": True, "emotion": True})
     start = time.perf_counter()
@@ -258,7 +267,7 @@ def profile_decoder(clip: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
         start = time.perf_counter()
         with VideoWriter(Path(folder) / "out.mp4", width=restored[0].shape[1], height=restored[0].shape[0],
-                         fps=info.fps, crf=12, preset="fast") as writer:
+                         timing=timing, crf=12, preset="fast") as writer:
             for frame in restored:
                 writer.write(frame)
         timings["x264 encode of the 480x288 output (CRF 12, fast)"] = time.perf_counter() - start
@@ -296,6 +305,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--e2e", nargs="*", metavar="LABEL",
                         help="models to time end to end on a synthesized clip, by label (default: those of "
                              f"{', '.join(E2E_DEFAULT)} in the run, and shipped models); --e2e alone: none")
+    parser.add_argument("--clip", type=Path, metavar="VIDEO",
+                        help="a low-resolution video to time end to end and profile on, instead of a synthesized"
+                             " clip (e.g. a variable-frame-rate recording sent by `mmsd encode`)")
     parser.add_argument("--profile", action="store_true",
                         help="also time MMSD-Net stage by stage and the decoder's work besides the network")
     parser.add_argument("--out", type=Path, default=Path("results/bench.json"), help="JSON to write")
@@ -304,6 +316,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.batch < 1:
         raise MmsdError("--frames and --batch must be >= 1")
+    if args.clip is not None and not args.clip.is_file():
+        raise MmsdError(f"--clip {args.clip}: no such file")
     set_threads(args.threads)
     threads = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -319,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"mmsd bench: {threads} thread{plural}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
           "(other jobs on the CPU move every figure)")
     if "onnx" in args.engines:
-        from mmsd.export import export_onnx
+        from mmsd.onnx_engine import export_onnx
     todo = entries(args.models, args.configs)
     rows, results = [], []
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
@@ -367,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"MMSD-Net {name} takes {ratio['forward']:.2f}x the time per frame of EDVR {name} (forward), "
               f"{ratio['stream']:.2f}x when streaming")
     if e2e:
-        print_table("end to end: `Restorer.restore_file` of a synthesized clip (120x72 CRF 40 -> 480x288)",
+        print_table(f"end to end: `Restorer.restore_file` of {e2e[0]['clip']}",
                     ["model", "engine", "decode/encode overlap", "frames", "fps", "real-time factor", "peak RSS"],
                     [[r["label"], r["engine"], "on" if r["overlap"] else "off", str(r["frames"]), f"{r['fps']:.2f}",
                       f"{r['real_time_factor']:.2f}", f"{r['peak_rss_mb']:.0f} MB"] for r in e2e])
@@ -395,8 +409,11 @@ def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[di
     chosen = [e for e in todo if e.label in wanted]
     if not chosen:
         return []
-    print("end to end: synthesizing and encoding a clip ...", flush=True)
-    clip, duration = make_clip(folder)
+    if args.clip is None:
+        print("end to end: synthesizing and encoding a clip ...", flush=True)
+    clip = args.clip or make_clip(folder)
+    duration, facts = describe_clip(clip)
+    print(f"end to end on {clip.name}: {facts}", flush=True)
     onnx_files = {r["label"]: r["onnx_file"] for r in results if "onnx_file" in r}
     rows = []
     for entry in chosen:
@@ -410,7 +427,7 @@ def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[di
             models.append(("onnx", onnx_files[entry.label]))
         for (engine, model), overlap in itertools.product(models, (True, False)):
             result = run_decode(clip, model, threads=threads, batch=args.batch, overlap=overlap)
-            result |= {"label": entry.label, "clip_seconds": duration,
+            result |= {"label": entry.label, "clip": facts, "clip_seconds": duration,
                        "real_time_factor": result["seconds"] / duration}
             rows.append(result)
             print(f"  {entry.label} ({engine}, overlap {'on' if overlap else 'off'}): {result['fps']:.2f} fps end to "
@@ -434,8 +451,8 @@ def run_profile(args: argparse.Namespace, todo: list[Entry], folder: Path) -> di
                 title += ", streaming (features once per frame, channels-last)"
             profile[title] = profile_mmsd(network, entry.config, batch=batch,
                                           repeats=max(1, math.ceil(args.frames / batch)), cached=cached)
-    clip = folder / "low.mp4"
+    clip = args.clip or folder / "low.mp4"
     if not clip.is_file():
-        clip, _ = make_clip(folder)
+        clip = make_clip(folder)
     profile["decoder besides the network, ms/frame"] = profile_decoder(clip)
     return profile

@@ -10,9 +10,16 @@ Choices where FFmpeg leaves room:
   yuv420p at all. Even sizes are written in yuv420p (what every player decodes); odd
   sizes in yuv444p (High 4:4:4 profile), which holds any size exactly. FFmpeg-based
   tools, PyAV and browsers' software decoders read it; some hardware decoders do not.
-* Frame rate. The stream rate and the frame time base are the exact ``Fraction``
-  given (e.g. 30000/1001); probe reports the stream's average rate, which for a
-  variable-rate input is the mean rate, while ``read_frames`` returns frames as they come.
+* Frame times. ``frame_timing`` reads every frame's presentation timestamp (from the
+  packets, without decoding) into a `FrameTiming`: constant rate as the exact ``Fraction``
+  (30000/1001), variable rate as the timestamps in the stream's own time base. A writer
+  given that timing shows frame i at its time i: constant rate in time base 1 / fps (as
+  for ``fps=``), variable rate in the source's time base, so mp4/mov keep every timestamp
+  exactly (their timescale is that base, or a multiple of it) and Matroska to its 1 ms
+  tick. ``probe`` reports the stream's average rate, the mean rate of a variable-rate file.
+* Audio copy. A writer given ``audio_from`` copies that file's first audio stream packet
+  for packet (no re-encode), each packet muxed once the video reaches its time, with
+  timestamps moved by the source's video start so the sound stays on frame 0.
 * Metadata. mp4/mov files are written with ``movflags=use_metadata_tags`` so every
   key (``title``, ``comment`` and any side-information key) round-trips as given.
 * Damaged files. A file that FFmpeg cannot open (not a video, an mp4 cut before its
@@ -34,6 +41,7 @@ import numpy as np
 
 from mmsd.errors import MmsdError
 from mmsd.fileio import commit, temp_beside
+from mmsd.timing import FrameTiming
 
 # Output container by file suffix; the temp file's name hides the suffix from FFmpeg.
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -132,6 +140,32 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         )
 
 
+def frame_timing(path: str | os.PathLike) -> FrameTiming:
+    """When each frame of the first video stream is shown, from its packets' timestamps (no decoding).
+
+    Constant rate when every timestamp lies within one tick of t / rate for the stream's
+    declared rate, else variable rate. A stream without timestamps, or one that breaks
+    mid-file (`read_frames` raises there), counts as constant at its declared rate past
+    the timestamps read.
+    """
+    with _open(path) as container:
+        video = _video_stream(container, path)
+        rates = [Fraction(rate) for rate in (video.average_rate, video.guessed_rate, video.base_rate) if rate]
+        if not rates:
+            raise CodecError(f"{path}: the video stream has no frame rate")
+        pts: list[int] = []
+        try:
+            for packet in container.demux(video):
+                if packet.size == 0 or packet.is_discard or packet.is_corrupt:
+                    continue
+                if packet.pts is None:
+                    return FrameTiming.constant(rates[0])
+                pts.append(packet.pts)
+        except av.FFmpegError:
+            pass
+        return FrameTiming.from_pts(pts, video.time_base, rates=rates)
+
+
 def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     """Decode the first video stream frame by frame: an iterator of (H, W, 3) uint8 RGB.
 
@@ -228,14 +262,14 @@ def _check_fps(fps: Fraction) -> Fraction:
     return fps
 
 
-def _video_frame(frame: np.ndarray, width: int, height: int, index: int, fps: Fraction) -> av.VideoFrame:
+def _video_frame(frame: np.ndarray, width: int, height: int, index: int, timing: FrameTiming) -> av.VideoFrame:
     if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
         raise ValueError(
             f"frame {index}: expected ({height}, {width}, 3) uint8 RGB, got {frame.shape} {frame.dtype}"
         )
     out = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-    out.pts = index
-    out.time_base = 1 / fps
+    out.pts = timing.ticks(index)
+    out.time_base = timing.time_base
     return out
 
 
@@ -252,7 +286,8 @@ def _x264_options(crf: float, preset: str) -> dict[str, str]:
 
 
 class VideoWriter:
-    """Atomic H.264 (+ AAC) writer: a context manager over DIR/.NAME.XXXX.tmp, renamed to NAME on close.
+    """Atomic H.264 (+ AAC, or a copied audio stream) writer: a context manager over
+    DIR/.NAME.XXXX.tmp, renamed to NAME on close.
 
     An exception inside ``with`` (or ``abort()``) deletes the temp file and leaves the
     target untouched. ``write_audio`` may be called at any time with any length; the
@@ -265,20 +300,30 @@ class VideoWriter:
         *,
         width: int,
         height: int,
-        fps: Fraction,
+        fps: Fraction | None = None,
+        timing: FrameTiming | None = None,
         crf: float = 18,
         preset: str = "medium",
         audio_rate: int | None = None,
         audio_bitrate: int = 64000,
+        audio_from: str | os.PathLike | None = None,
         metadata: dict[str, str] | None = None,
         x264_options: dict[str, str] | None = None,
     ) -> None:
-        """x264_options: extra libx264 options, e.g. {"threads": "1", "x264-params": "mbtree=0"}
+        """Frame times: ``fps`` (frame i at i / fps) or ``timing`` (frame i at ``timing.seconds(i)``,
+        e.g. the source's `frame_timing`). Audio: ``audio_rate`` for AAC fed by ``write_audio``,
+        or ``audio_from``, a file whose first audio stream is copied (see the module docstring).
+        x264_options: extra libx264 options, e.g. {"threads": "1", "x264-params": "mbtree=0"}
         for bit-reproducible output (mbtree reads memory it never set)."""
         _check_size(width, height)
+        if (fps is None) == (timing is None):
+            raise ValueError("give the writer one of fps and timing")
+        if audio_rate is not None and audio_from is not None:
+            raise ValueError("give the writer audio_rate (AAC from write_audio) or audio_from (a copy), not both")
         self.path = Path(path)
         self.width, self.height = width, height
-        self.fps = _check_fps(fps)
+        self.timing = timing if timing is not None else FrameTiming.constant(_check_fps(fps))
+        self.fps = self.timing.fps
         fmt = _FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise CodecError(f"{self.path}: unsupported container suffix (use one of {', '.join(_FORMATS)})")
@@ -286,31 +331,57 @@ class VideoWriter:
             raise CodecError(f"{self.path}: folder {self.path.parent} does not exist")
         x264_options = _x264_options(crf, preset) | (x264_options or {})
         self._tmp = temp_beside(self.path, suffix=".tmp")
+        self._audio = self._copy = None
         try:
             options = {"movflags": "use_metadata_tags"} if fmt in ("mp4", "mov") else {}
             self._container = av.open(str(self._tmp), "w", format=fmt, options=options)
             for key, value in (metadata or {}).items():
                 self._container.metadata[key] = value
-            self._video = self._container.add_stream("libx264", rate=self.fps)
+            # x264's rate control wants a rate: a variable rate gives its mean (in small terms), the
+            # frames their own times
+            rate = self.fps.limit_denominator(1001) if self.timing.variable else self.fps
+            self._video = self._container.add_stream("libx264", rate=rate)
+            self._video.codec_context.time_base = self._video.time_base = self.timing.time_base
             self._video.width, self._video.height = width, height
             self._video.pix_fmt = _pix_fmt(width, height)
             self._video.options = x264_options
-            self._audio = None
             if audio_rate is not None:
                 self._audio = self._container.add_stream("aac", rate=audio_rate, layout="mono")
                 self._audio.bit_rate = audio_bitrate
         except (av.FFmpegError, ValueError) as err:
+            self._container_close()
             self._tmp.unlink(missing_ok=True)
             raise CodecError(f"{self.path}: cannot set up the encoder ({err})") from None
+        if audio_from is not None:
+            try:
+                self._copy = _AudioCopy(self._container, Path(audio_from))
+            except (av.FFmpegError, ValueError, IndexError) as err:
+                self._container_close()
+                self._tmp.unlink(missing_ok=True)
+                raise CodecError(f"{self.path}: cannot copy the audio of {audio_from} ({err})") from None
+        self._durations: dict[int, int] = {}  # pts -> ticks until the next frame, for the encoder's packets
         self._frames = 0
         self._samples = 0
         self._done = False
 
     def write(self, frame: np.ndarray) -> None:
-        """Encode one (H, W, 3) uint8 RGB frame."""
-        video_frame = _video_frame(frame, self.width, self.height, self._frames, self.fps)
-        self._container.mux(self._video.encode(video_frame))
-        self._frames += 1
+        """Encode one (H, W, 3) uint8 RGB frame, shown at the writer's time for its index."""
+        index = self._frames
+        video_frame = _video_frame(frame, self.width, self.height, index, self.timing)
+        self._durations[video_frame.pts] = self.timing.ticks(index + 1) - video_frame.pts
+        try:
+            self._mux_video(self._video.encode(video_frame))
+            self._frames += 1
+            if self._copy is not None:
+                self._copy.mux_until(self._container, self.timing.seconds(self._frames))
+        except av.FFmpegError as err:  # e.g. a copied audio codec the output container cannot hold
+            raise CodecError(f"{self.path}: writing failed ({_reason(err)})") from None
+
+    def _mux_video(self, packets) -> None:
+        for packet in packets:
+            # the last frame lasts its source interval too, not 1 / mean rate (the muxer's guess)
+            packet.duration = self._durations.pop(packet.pts, 0)
+            self._container.mux(packet)
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Encode mono float32 samples (S,) at ``audio_rate``, continuing the audio track."""
@@ -334,13 +405,18 @@ class VideoWriter:
             self.abort()
             raise CodecError(f"{self.path}: no video frame was written")
         try:
-            self._container.mux(self._video.encode(None))
+            self._mux_video(self._video.encode(None))
+            if self._copy is not None:
+                self._copy.mux_until(self._container, None)
             if self._audio is not None:
                 self._container.mux(self._audio.encode(None))
             self._container.close()
         except av.FFmpegError as err:
             self.abort()
             raise CodecError(f"{self.path}: writing failed ({_reason(err)})") from None
+        finally:
+            if self._copy is not None:
+                self._copy.close()
         commit(self._tmp, self.path)
         self._done = True
 
@@ -349,11 +425,19 @@ class VideoWriter:
         if self._done:
             return
         self._done = True
+        self._container_close()
+        if self._copy is not None:
+            self._copy.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def _container_close(self) -> None:
+        container = getattr(self, "_container", None)
+        if container is None:
+            return
         try:
-            self._container.close()
+            container.close()
         except av.FFmpegError:
             pass  # the half-written temp file is deleted anyway
-        self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -363,6 +447,58 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+class _AudioCopy:
+    """The packets of a file's first audio stream, added to an output container as the video advances.
+
+    Packets are muxed as the video reaches their time, so the muxer never queues more than a
+    frame's worth; timestamps move with the source's video start so the copied audio stays in
+    sync with frame 0.
+    """
+
+    def __init__(self, container: av.container.OutputContainer, source: Path) -> None:
+        self._source = av.open(str(source))
+        try:
+            stream = self._source.streams.audio[0]
+            if hasattr(container, "add_stream_from_template"):  # PyAV >= 14
+                self._stream = container.add_stream_from_template(stream)
+            else:
+                self._stream = container.add_stream(template=stream)
+            video = self._source.streams.video[0]
+            self._shift = round(_start_seconds(video) / stream.time_base) if video.start_time else 0
+            self._packets = self._source.demux(stream)
+            self._pending = None
+        except BaseException:
+            self.close()
+            raise
+
+    def mux_until(self, container: av.container.OutputContainer, until: Fraction | None) -> None:
+        """Mux the source's audio packets that start before ``until`` seconds after frame 0 (None: all)."""
+        if self._source is None:
+            return
+        while True:
+            packet = self._pending if self._pending is not None else next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                return
+            if packet.dts is None or packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if until is not None and (stamp - self._shift) * packet.time_base >= until:
+                self._pending = packet
+                return
+            if self._shift:
+                packet.dts -= self._shift
+                if packet.pts is not None:
+                    packet.pts -= self._shift
+            packet.stream = self._stream
+            container.mux(packet)
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
 
 
 def stream_bitrates(path: str | os.PathLike) -> StreamBits:
@@ -397,6 +533,7 @@ def encode_decode(
     if not frames:
         raise ValueError("encode_decode needs at least one frame")
     fps = _check_fps(fps)
+    timing = FrameTiming.constant(fps)
     height, width = frames[0].shape[:2]
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width, encoder.height = width, height
@@ -415,7 +552,7 @@ def encode_decode(
             decoded.extend(f.to_ndarray(format="rgb24") for f in decoder.decode(packet))
 
     for index, frame in enumerate(frames):
-        decode(encoder.encode(_video_frame(frame, width, height, index, fps)))
+        decode(encoder.encode(_video_frame(frame, width, height, index, timing)))
     decode(encoder.encode(None))
     decoded.extend(f.to_ndarray(format="rgb24") for f in decoder.decode(None))
     if len(decoded) != len(frames):

@@ -32,6 +32,7 @@ from mmsd.degrade import DegradeConfig
 from mmsd.errors import MmsdError
 from mmsd.prepare import NUM_AUS, ClipContent, EntryJob, PrepareSettings, build_cache
 from mmsd.stills import NATURAL, PORTRAITS, Motion, animate, tint_grey
+from mmsd.timing import FrameTiming
 
 FPS = Fraction(30)
 FRAMINGS = ("head", "wide")
@@ -51,7 +52,7 @@ def _content(frames: np.ndarray, face: np.ndarray | None, labels: dict, cfg: Deg
         limit = [cfg.hr_width, cfg.hr_height, cfg.hr_width, cfg.hr_height]
         return np.clip(np.rint(boxes), 0, limit).astype(np.int32)
 
-    return ClipContent(hr=frames, fps=FPS, samples=np.zeros(0, np.float32),
+    return ClipContent(hr=frames, timing=FrameTiming.constant(FPS), samples=np.zeros(0, np.float32),
                        au=np.zeros((num_frames, NUM_AUS), np.float32), au_mask=np.zeros(num_frames, bool),
                        face_box=clip_boxes(face), mouth_box=clip_boxes(mouth), labels=labels)
 

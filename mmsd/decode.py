@@ -2,7 +2,8 @@
 
 A thin layer over `mmsd.restore.Restorer.restore_file`: the emotion comes from
 ``--emotion``, else the file's side information, else neutral (with a warning); the
-audio stream is copied unchanged; the output has the input's frame count and rate.
+audio stream is copied unchanged; the output has the input's frame count and every frame's
+timestamp (constant or variable frame rate).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         args.input, args.output, emotion=emotion, progress=not args.quiet, crf=args.crf, preset=args.preset,
         on_warning=lambda message: print(f"mmsd decode: warning: {message}", file=sys.stderr),
     )
-    print(f"wrote {report.output}: {report.frames} frames {report.width}x{report.height} (W x H), model "
+    print(f"wrote {report.output}: {report.frames} frames {report.width}x{report.height} (W x H) at "
+          f"{report.timing.describe()}, model "
           f"{report.model} ({report.engine}), emotion {report.emotion_source}, audio {report.audio}; "
           f"{report.fps:.1f} fps, latency {restorer.latency_frames} frames, peak memory {report.peak_rss_mb:.0f} MB")
     return 0

@@ -50,7 +50,7 @@ def _make_original(out: Path, actor: int, state: emotions.EmotionState) -> tuple
     hr = crop_resize(frames, crop)
     face_boxes, _ = face_mouth_boxes(crop, len(hr), track=track)
     original = out / "original.mp4"
-    with codec.VideoWriter(original, width=hr.shape[2], height=hr.shape[1], fps=info.fps, crf=10,
+    with codec.VideoWriter(original, width=hr.shape[2], height=hr.shape[1], timing=codec.frame_timing(source), crf=10,
                            audio_rate=AUDIO_RATE, audio_bitrate=96000) as writer:
         writer.write_audio(codec.read_audio(source, AUDIO_RATE))
         for frame in hr:
@@ -81,7 +81,8 @@ def _side_by_side(columns: list[tuple[str, Path]], original: Path, out: Path) ->
     readers = [codec.read_frames(path) for _, path in columns]
     rows, picks = [], {info.num_frames // 4, info.num_frames // 2, 3 * info.num_frames // 4}
     video = out / "side_by_side.mp4"
-    with codec.VideoWriter(video, width=info.width * len(columns), height=info.height, fps=info.fps, crf=14,
+    with codec.VideoWriter(video, width=info.width * len(columns), height=info.height,
+                           timing=codec.frame_timing(original), crf=14,
                            audio_rate=AUDIO_RATE, audio_bitrate=96000) as writer:
         writer.write_audio(codec.read_audio(original, AUDIO_RATE))
         for t, frames in enumerate(zip(*readers)):

@@ -8,7 +8,8 @@ tag as `mmsd.sideinfo` JSON; with no ``--emotion`` the side information carries 
 the format version and scale, and the receiver assumes neutral. ``--emotion auto`` finds
 the states with the classifier of `mmsd train-emotion` (`mmsd.emotion_classifier`) on the
 full-quality frames, in a first pass over the input, since the side information goes into
-the header before the first frame. Frames and audio are streamed, never all in memory.
+the header before the first frame. Frames and audio are streamed, never all in memory;
+every frame keeps its input time, at a constant or a variable frame rate (`mmsd.timing`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import numpy as np
 from tqdm import tqdm
 
 from mmsd import emotions, sideinfo
-from mmsd.codec import VideoWriter, probe, read_frames, stream_bitrates
+from mmsd.codec import VideoWriter, frame_timing, iter_audio, probe, read_frames, stream_bitrates
 from mmsd.degrade import resize
 from mmsd.emotion_classifier import EmotionClassifier, EmotionTrack
 from mmsd.errors import MmsdError
-from mmsd.codec import iter_audio
 from mmsd.restore import check_output_path
+from mmsd.timing import FrameTiming
 from mmsd.weights import WEIGHTS_DIR
 
 EMOTION_MODEL = WEIGHTS_DIR / "emotion.safetensors"  # the shipped classifier for --emotion auto
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     report = encode_file(args.input, args.output, side=side, crf=args.crf, scale=args.scale,
                          preset=args.preset, audio_kbps=args.audio_kbps, progress=not args.quiet)
     print(f"wrote {args.output}: {report.width}x{report.height} (W x H, x{args.scale} down), {report.frames} "
-          f"frames at {float(report.fps):.3f} fps, CRF {args.crf:g}, emotion {_describe(report.side)}")
+          f"frames at {report.timing.describe()}, CRF {args.crf:g}, emotion {_describe(report.side)}")
     print(f"  video      {report.video_bps:12.0f} bit/s")
     print(f"  audio      {report.audio_bps:12.0f} bit/s")
     print(f"  side info  {report.side_bps:12.1f} bit/s ({report.side.bits // 8} bytes: {report.side.to_json()})")
@@ -85,12 +86,14 @@ def run(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class EncodeReport:
-    """What the sender wrote: sizes W x H, frame count and rate, and bits per second of each part."""
+    """What the sender wrote: sizes W x H, frame count and times (``fps`` the exact rate, or the mean
+    rate of a variable-rate input), and bits per second of each part."""
 
     width: int
     height: int
     frames: int
     fps: Fraction
+    timing: FrameTiming
     side: sideinfo.SideInfo
     video_bps: float
     audio_bps: float
@@ -101,10 +104,11 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, side: sideinf
                 scale: int = 4, preset: str = "medium", audio_kbps: float = 32,
                 progress: bool = True) -> EncodeReport:
     """Downsample `src` by `scale`, encode x264 at `crf` with its audio as AAC and `side` in the
-    comment tag, writing `dst` atomically; frames and audio are streamed."""
+    comment tag, writing `dst` atomically; frames and audio are streamed, every frame at its input time."""
     src, dst = Path(src), Path(dst)
     info = probe(src)
     check_output_path(src, dst)
+    timing = frame_timing(src)
     if info.num_frames:
         side = side.truncated(info.num_frames)
     width, height = max(1, info.width // scale), max(1, info.height // scale)
@@ -115,14 +119,14 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, side: sideinf
     bar = tqdm(total=info.num_frames, unit="frame", desc=f"encoding {src.name}", disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
     try:
-        with VideoWriter(dst, width=width, height=height, fps=info.fps, crf=crf, preset=preset,
+        with VideoWriter(dst, width=width, height=height, timing=timing, crf=crf, preset=preset,
                          audio_rate=info.audio_rate if audio else None, audio_bitrate=round(audio_kbps * 1000),
                          metadata={sideinfo.TAG: side.to_json()}) as writer:
             for frame in frames:
                 writer.write(resize(frame, width, height))
                 count += 1
-                if audio is not None:  # interleave: audio up to the end of this frame
-                    writer.write_audio(audio.take(round(count * info.audio_rate / info.fps)))
+                if audio is not None:  # interleave: audio up to the next frame's time
+                    writer.write_audio(audio.take(round(timing.seconds(count) * info.audio_rate)))
                 bar.update()
             if audio is not None:
                 writer.write_audio(audio.take(None))
@@ -133,7 +137,7 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, side: sideinf
         bar.close()
 
     bits = stream_bitrates(dst)
-    return EncodeReport(width=width, height=height, frames=count, fps=info.fps, side=side,
+    return EncodeReport(width=width, height=height, frames=count, fps=timing.fps, timing=timing, side=side,
                         video_bps=bits.video_bits / bits.duration, audio_bps=bits.audio_bits / bits.duration,
                         side_bps=side.bits / bits.duration)
 

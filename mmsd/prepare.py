@@ -40,8 +40,8 @@ use the frames that have HR as centre frames.
 A clip is written to ``Actor_XX/.NAME.tmp-PID`` and renamed when complete, so a
 finished clip directory is always whole; a re-run skips finished clips and deletes
 temp directories that an interrupted run left. A lock file keeps two runs from
-writing one cache. Frames of a variable-frame-rate source are taken in decoding
-order at the stream's average rate (MFCC alignment assumes that rate).
+writing one cache. Each frame's MFCC vectors are cut at its own time, for a
+variable-frame-rate source too (`mmsd.audio`); ``fps`` in meta.json is then the mean rate.
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain, islice
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +76,7 @@ from mmsd.degrade import (
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
 from mmsd.ravdess import Clip, list_corpus
+from mmsd.timing import FrameTiming
 
 CACHE_FORMAT = "mmsd-cache"
 CACHE_VERSION = 1
@@ -266,7 +266,7 @@ class ClipContent:
     """
 
     hr: np.ndarray  # (T, hr_height, hr_width, 3) uint8
-    fps: Fraction
+    timing: FrameTiming  # every frame's time (constant or variable rate)
     samples: np.ndarray  # (S,) float32 mono audio at the MFCC rate; empty = no audio (zero MFCC)
     au: np.ndarray  # (T, 17) float32
     au_mask: np.ndarray  # (T,) bool, False where there is no AU target
@@ -369,7 +369,7 @@ def _read_clip(clip: Clip, settings: PrepareSettings, mfcc_cfg) -> ClipContent:
         "source": str(clip.path),
         "notes": [n for n in (csv_note, audio_note) if n],
     }
-    return ClipContent(hr=hr, fps=info.fps, samples=samples, au=au, au_mask=au_mask, face_box=face_box,
+    return ClipContent(hr=hr, timing=codec.frame_timing(clip.path), samples=samples, au=au, au_mask=au_mask, face_box=face_box,
                        mouth_box=mouth_box, labels=labels)
 
 
@@ -379,7 +379,7 @@ def _write_content(content: ClipContent, tmp: Path, settings: PrepareSettings, m
 
     cfg = settings.degrade
     mfcc_cfg = mfcc_cfg or audio.MfccConfig()
-    hr, fps = content.hr, content.fps
+    hr, fps = content.hr, content.timing.fps
     num_frames = len(hr)
     if hr.shape[1:] != (cfg.hr_height, cfg.hr_width, 3):
         raise MmsdError(f"HR frames must be {cfg.hr_width}x{cfg.hr_height}, got {hr.shape[2]}x{hr.shape[1]}")
@@ -394,9 +394,9 @@ def _write_content(content: ClipContent, tmp: Path, settings: PrepareSettings, m
         lr_coded.append(decoded)
         kbps[str(crf)] = round(rate, 3)
 
-    # 2. audio features
+    # 2. audio features: each frame's vectors at its own time, at a constant or a variable frame rate
     has_audio = content.samples.size > 0
-    mfcc = audio.mfcc_for_frames(content.samples, num_frames, fps, mfcc_cfg).astype(np.float32)
+    mfcc = audio.mfcc_for_frames(content.samples, num_frames, content.timing, mfcc_cfg).astype(np.float32)
 
     # 3. frames.bin + index, arrays.npz, meta.json (meta last: it marks a whole entry)
     hr_frames = np.arange(0, num_frames, settings.hr_step, dtype=np.int32)

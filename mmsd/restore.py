@@ -19,15 +19,17 @@ Choices:
   (what `mmsd.audio` gives for missing audio, and what training saw for silent clips);
   one that uses emotion gets the neutral state when none is given.
 * Output. x264 at CRF 12 (preset fast) by default: the restoration, not the re-encode,
-  should decide the quality. The input's first audio stream is copied packet for
-  packet (no re-encode) into the same atomic write, interleaved with the video.
+  should decide the quality. Every frame keeps its input's timestamp, at a constant or a
+  variable frame rate, and each frame's MFCC is cut at that time (`mmsd.timing`). The
+  input's first audio stream is copied packet for packet (no re-encode) into the same
+  atomic write, interleaved with the video.
 * Per-frame features. A network with a ``frame_features`` method (MMSD-Net) extracts each
   frame's features once, as the frame enters the window, and every window it is in reuses
   them (the network's forward would extract them 2N+1 times); the output is the same.
 * Engines. ``torch`` runs the network in PyTorch (inference mode; on the CPU with
   channels-last weights, which moves the network given as an ``nn.Module`` too). ``onnx`` runs an ONNX
   graph with ONNX Runtime on the CPU: a ``.onnx`` file written by `mmsd export --onnx`, or
-  a weights name or file exported on first use into a cache (see `mmsd.export`). It
+  a weights name or file exported on first use into a cache (see `mmsd.onnx_engine`). It
   recomputes the per-frame features in every window. See docs/speed.md for the figures.
 """
 
@@ -44,11 +46,9 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
 
-import av
 import numpy as np
 import torch
 from torch import nn
@@ -58,9 +58,10 @@ import mmsd
 import mmsd.models as models
 from mmsd import emotions, sideinfo, weights
 from mmsd.audio import MfccConfig, iter_mfcc
-from mmsd.codec import CodecError, VideoWriter, _start_seconds, iter_audio, probe, read_frames
+from mmsd.codec import CodecError, VideoWriter, frame_timing, iter_audio, probe, read_frames
 from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
+from mmsd.timing import FrameTiming
 
 WEIGHTS_DIR = weights.WEIGHTS_DIR
 DEFAULT_MODEL = "mmsd"
@@ -88,6 +89,7 @@ class DecodeReport:
     peak_rss_mb: float
     width: int
     height: int
+    timing: FrameTiming  # the input's frame times, which the output keeps
     model: str
     emotion_source: str  # "argument", "side information", "neutral (default)" or "unused"
     audio: str  # "copied", "none"
@@ -133,7 +135,7 @@ class Restorer:
             raise MmsdError(f"the onnx engine runs on the CPU, not on {self.device}")
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 4)
         if onnx_file:
-            from mmsd.export import OnnxNetwork
+            from mmsd.onnx_engine import OnnxNetwork
 
             network = OnnxNetwork(model)
             self.name, self.config = network.name, network.config
@@ -300,6 +302,7 @@ class Restorer:
 
         info = probe(src)
         check_output_path(src, dst)
+        timing = frame_timing(src)
         try:
             side = sideinfo.from_metadata(info.metadata)
         except sideinfo.SideInfoError as exc:
@@ -326,10 +329,10 @@ class Restorer:
             if self.uses_audio:
                 warn(f"{src}: no audio track; the audio branch gets silence and the output has no sound")
         elif self.uses_audio:
-            mfcc = iter_mfcc(iter_audio(src, self.mfcc_config.sample_rate), info.fps, self.mfcc_config)
+            mfcc = iter_mfcc(iter_audio(src, self.mfcc_config.sample_rate), timing, self.mfcc_config)
 
         start = time.perf_counter()
-        writer: _AudioCopyWriter | None = None
+        writer: VideoWriter | None = None
         encoder = _InOrder(depth=_OVERLAP_FRAMES if overlap else 0)
         frames = read_frames(src)
         count = 0
@@ -340,9 +343,9 @@ class Restorer:
                 frames = _read_ahead(frames, depth=_OVERLAP_FRAMES)
             for frame in self.restore_frames(frames, mfcc=mfcc, emotion=states):
                 if writer is None:
-                    writer = _AudioCopyWriter(
-                        dst, width=frame.shape[1], height=frame.shape[0], fps=info.fps, crf=crf, preset=preset,
-                        audio_source=src if info.has_audio else None,
+                    writer = VideoWriter(
+                        dst, width=frame.shape[1], height=frame.shape[0], timing=timing, crf=crf, preset=preset,
+                        audio_from=src if info.has_audio else None,
                         metadata={"comment": f"restored by mmsd {mmsd.__version__}, model {self.name}"},
                     )
                 encoder.call(writer.write, frame)
@@ -365,7 +368,7 @@ class Restorer:
         seconds = time.perf_counter() - start
         return DecodeReport(
             output=dst, frames=count, seconds=seconds, fps=count / seconds if seconds > 0 else float("inf"),
-            peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, model=self.name,
+            peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, timing=timing, model=self.name,
             emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned, engine=self.engine,
         )
 
@@ -489,7 +492,7 @@ def _to_float(frames: torch.Tensor) -> torch.Tensor:
 
 def _to_onnx(network: nn.Module, name: str, config: dict, *, cache: bool):
     """The network exported to ONNX and loaded in ONNX Runtime (through the export cache if `cache`)."""
-    from mmsd.export import OnnxNetwork, cached_export, temporary_export
+    from mmsd.onnx_engine import OnnxNetwork, cached_export, temporary_export
 
     if cache:
         return OnnxNetwork(cached_export(network, name=name, config=config))
@@ -508,7 +511,7 @@ def _check_complete(src: Path, info, count: int) -> None:
 
 
 def set_threads(threads: int | None) -> None:
-    """torch's CPU threads (and so ONNX Runtime's, see `mmsd.export`) for a command's --threads; None keeps them."""
+    """torch's CPU threads (and so ONNX Runtime's, `mmsd.onnx_engine`) for a command's --threads; None keeps them."""
     if threads is None:
         return
     if threads < 1:
@@ -607,81 +610,3 @@ def check_output_path(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         raise MmsdError(f"{dst}: folder {dst.parent} does not exist")
     if dst.resolve() == src.resolve() or (dst.exists() and src.exists() and os.path.samefile(src, dst)):
         raise MmsdError(f"{dst}: the output would overwrite the input")
-
-
-class _AudioCopyWriter(VideoWriter):
-    """`VideoWriter` whose audio track is the packets of another file's first audio stream, copied.
-
-    Audio packets are muxed as the video reaches their time, so the muxer never queues
-    more than a frame's worth; timestamps move with the source's video start so the
-    copied audio stays in sync with frame 0.
-    """
-
-    def __init__(self, path, *, audio_source: Path | None, **kwargs) -> None:
-        super().__init__(path, **kwargs)
-        self._source = None
-        if audio_source is None:
-            return
-        try:
-            self._source = av.open(str(audio_source))
-            stream = self._source.streams.audio[0]
-            if hasattr(self._container, "add_stream_from_template"):  # PyAV >= 14
-                self._copy = self._container.add_stream_from_template(stream)
-            else:
-                self._copy = self._container.add_stream(template=stream)
-            video = self._source.streams.video[0]
-            self._shift = round(_start_seconds(video) / stream.time_base) if video.start_time else 0
-            self._packets = self._source.demux(stream)
-            self._pending = None
-        except (av.FFmpegError, ValueError, IndexError) as exc:
-            self.abort()
-            raise CodecError(f"{path}: cannot copy the audio of {audio_source} ({exc})") from None
-
-    def write(self, frame: np.ndarray) -> None:
-        try:
-            super().write(frame)
-            self._copy_audio(until=Fraction(self._frames) / self.fps)
-        except av.FFmpegError as exc:  # e.g. an audio codec the output container cannot hold
-            raise CodecError(f"{self.path}: writing failed ({exc})") from None
-
-    def close(self) -> None:
-        try:
-            if self._frames:
-                self._copy_audio(until=None)
-            super().close()
-        finally:
-            self._close_source()
-
-    def abort(self) -> None:
-        super().abort()
-        self._close_source()
-
-    def _close_source(self) -> None:
-        if self._source is not None:
-            self._source.close()
-            self._source = None
-
-    def _copy_audio(self, until: Fraction | None) -> None:
-        """Mux the source's audio packets that start before ``until`` seconds (None: all)."""
-        if self._source is None:
-            return
-        try:
-            while True:
-                packet = self._pending if self._pending is not None else next(self._packets, None)
-                self._pending = None
-                if packet is None:
-                    return
-                if packet.dts is None or packet.size == 0:  # the demuxer's end-of-stream marker
-                    continue
-                stamp = packet.pts if packet.pts is not None else packet.dts
-                if until is not None and (stamp - self._shift) * packet.time_base >= until:
-                    self._pending = packet
-                    return
-                if self._shift:
-                    packet.dts -= self._shift
-                    if packet.pts is not None:
-                        packet.pts -= self._shift
-                packet.stream = self._copy
-                self._container.mux(packet)
-        except av.FFmpegError as exc:
-            raise CodecError(f"{self.path}: copying the audio of {self._source.name} failed ({exc})") from None

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mmsd.audio import MfccConfig, mfcc_for_frames, vector_centres, window
+from mmsd.timing import FrameTiming
 
 SR = 16000
 RATES = [Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(60)]
@@ -84,3 +85,31 @@ def test_window_replicates_edges():
 def test_rejects_bad_fps():
     with pytest.raises(ValueError, match="fps must be positive"):
         mfcc_for_frames(quiet(0.1), 3, Fraction(0))
+
+
+def test_a_frame_after_a_gap_hears_its_own_time():
+    # 30 fps, then a 100 ms gap before frame 4: frame 4 is at 200 ms, not at 4/30 s = 133 ms
+    timing = FrameTiming.from_pts([0, 1, 2, 3, 6, 7, 8], Fraction(1, 30))
+    assert timing.variable and timing.period == Fraction(1, 30)
+    samples = quiet(0.5)
+    start, end = round(SR * 0.2), round(SR * (0.2 + 1 / 30))  # a tone burst over frame 4's own interval
+    samples[start:end] += 0.5 * np.sin(2 * np.pi * 1000 * np.arange(end - start) / SR)
+    cfg = MfccConfig()
+    centres = vector_centres(7, timing, cfg).reshape(7, 4)
+    # vector k of frame 4 is centred at 200 ms + (k + 0.5) / (4 * 30) s
+    assert centres[4].tolist() == [round(SR * (0.2 + (k + 0.5) / 120)) for k in range(4)]
+    features = mfcc_for_frames(samples, 7, timing, cfg)
+    energy = features[:, :, 0]  # c0 follows log energy
+    assert energy[4, 1:3].min() > energy[3].max() + 50  # the burst is in frame 4's window, not frame 3's
+    by_index = mfcc_for_frames(samples, 7, Fraction(30), cfg)[:, :, 0]
+    assert by_index[4].max() < energy[4, 1:3].min() - 50  # cutting at index / fps misses it
+
+
+def test_a_constant_timing_gives_the_rate_s_features():
+    fps = Fraction(30000, 1001)
+    samples = quiet(1.0) * 100
+    assert np.array_equal(mfcc_for_frames(samples, 20, FrameTiming.constant(fps)), mfcc_for_frames(samples, 20, fps))
+    # the same video stored in a 1/30000 time base, its timestamps read from a file
+    read = FrameTiming.from_pts([1001 * t for t in range(20)], Fraction(1, 30000), rates=[fps])
+    assert not read.variable and read.fps == fps
+    assert np.array_equal(vector_centres(20, read), vector_centres(20, fps))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
+import numpy as np
 import torch
 
 from mmsd.cli import main
+from mmsd.codec import VideoWriter
+from mmsd.timing import FrameTiming
 
 
 def test_bench_bicubic_writes_json(tmp_path, capsys):
@@ -21,3 +25,17 @@ def test_bench_bicubic_writes_json(tmp_path, capsys):
         assert e2e["peak_rss_mb"] > 0
     assert report["meta"]["threads"] == torch.get_num_threads()
     assert "model throughput" in capsys.readouterr().out
+
+
+def test_bench_on_a_variable_frame_rate_clip_says_so(tmp_path, capsys):
+    clip = tmp_path / "vfr.mp4"
+    timing = FrameTiming.from_pts([*range(6), *range(6, 18, 3)], Fraction(1, 30))  # 30 fps, then 10 fps
+    with VideoWriter(clip, width=40, height=24, timing=timing, preset="ultrafast") as writer:
+        for t in range(10):
+            writer.write(np.full((24, 40, 3), 20 * t, np.uint8))
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--frames", "2", "--models", "bicubic", "--engines", "torch", "--clip", str(clip),
+                 "--out", str(out)]) == 0
+    facts = "10 frames, 40x24 (W x H) at variable frame rate (18.000 fps mean, frame interval 33.3-100.0 ms)"
+    assert all(e2e["clip"] == facts for e2e in json.loads(out.read_text())["end_to_end"])
+    assert f"end to end on vfr.mp4: {facts}" in capsys.readouterr().out

@@ -10,12 +10,14 @@ from mmsd.codec import (
     CodecError,
     VideoWriter,
     encode_decode,
+    frame_timing,
     probe,
     read_audio,
     read_frames,
     stream_bitrates,
 )
 from mmsd.errors import MmsdError
+from mmsd.timing import FrameTiming
 
 NTSC = Fraction(30000, 1001)
 
@@ -148,6 +150,57 @@ def test_variable_frame_rate_frames_come_as_they_are(tmp_path):
         container.mux(stream.encode(None))
     assert sum(1 for _ in read_frames(path)) == 6
     assert 0 < probe(path).fps <= 30
+    timing = frame_timing(path)
+    assert timing.variable and [timing.seconds(t) for t in range(6)] == [Fraction(p, 30) for p in (0, 1, 3, 4, 8, 9)]
+
+
+def presentation_times(path) -> list[Fraction]:
+    with av.open(str(path)) as container:
+        return [frame.pts * frame.time_base for frame in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("suffix, base", [(".mp4", Fraction(1, 90000)), (".mkv", Fraction(1, 90000)),
+                                          (".mp4", Fraction(1001, 30000))])
+def test_writer_keeps_variable_frame_times(tmp_path, suffix, base):
+    pts = [0, 3003, 6006, 9009, 18018, 27027, 30030]  # at 90 kHz: 29.97 fps with two 100.1 ms gaps
+    timing = FrameTiming.from_pts([int(p * Fraction(1, 90000) / base) for p in pts], base)
+    path = tmp_path / f"vfr{suffix}"
+    with VideoWriter(path, width=64, height=48, timing=timing, preset="ultrafast") as writer:
+        for frame in gradient_frames(7, 64, 48):
+            writer.write(frame)
+    times = presentation_times(path)
+    tick = Fraction(1, 1000) if suffix == ".mkv" else Fraction(0)  # Matroska stores milliseconds
+    assert all(abs((t - times[0]) - p * Fraction(1, 90000)) <= tick for t, p in zip(times, pts, strict=True))
+    read = frame_timing(path)
+    assert read.variable and abs(read.intervals[1] - Fraction(9009, 90000)) <= tick
+    # the last frame lasts as long as the one before it, not 1 / mean rate
+    assert probe(path).duration == pytest.approx(float(Fraction(33033, 90000)), abs=float(tick) + 1e-6)
+
+
+def test_constant_rate_timing_is_read_exactly(ntsc_clip, tmp_path):
+    path, frames = ntsc_clip
+    assert frame_timing(path) == FrameTiming.constant(NTSC)
+    mkv = write_clip(tmp_path / "ntsc.mkv", frames, NTSC)  # 1 ms ticks: 33 and 34 ms steps
+    assert frame_timing(mkv) == FrameTiming.constant(NTSC)
+
+
+def test_writer_copies_another_file_s_audio(ntsc_clip, tmp_path):
+    path, frames = ntsc_clip
+    out = tmp_path / "copy.mp4"
+    with VideoWriter(out, width=120, height=72, timing=frame_timing(path), preset="ultrafast",
+                     audio_from=path) as writer:
+        for frame in frames:
+            writer.write(frame)
+    with av.open(str(path)) as a, av.open(str(out)) as b:
+        assert [bytes(p) for p in a.demux(audio=0) if p.size] == [bytes(p) for p in b.demux(audio=0) if p.size]
+    assert np.array_equal(read_audio(out), read_audio(path))
+    with pytest.raises(ValueError, match="one of fps and timing"):
+        VideoWriter(tmp_path / "x.mp4", width=64, height=48)
+    with pytest.raises(ValueError, match="audio_rate .* or audio_from"):
+        VideoWriter(tmp_path / "x.mp4", width=64, height=48, fps=NTSC, audio_rate=16000, audio_from=path)
+    with pytest.raises(CodecError, match="cannot copy the audio of"):
+        VideoWriter(tmp_path / "x.mp4", width=64, height=48, fps=NTSC, audio_from=tmp_path / "copy.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.mp4"]
 
 
 def test_writer_is_atomic_on_exception(tmp_path):

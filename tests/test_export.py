@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmsd import export
+from mmsd import onnx_engine
 from mmsd.cli import main
 from mmsd.codec import VideoWriter, probe
 from mmsd.errors import MmsdError
-from mmsd.export import OnnxNetwork, example_inputs, export_onnx
+from mmsd.onnx_engine import OnnxNetwork, example_inputs, export_onnx
 from mmsd.models import DBPNConfig, EDVRConfig, build_model, load_config
 from mmsd.restore import Restorer
 from mmsd.weights import save_model
@@ -76,13 +76,31 @@ def test_onnx_engine_restores_like_the_torch_engine(exported):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+def test_the_decode_path_runs_one_way():
+    """file -> codec -> Restorer -> codec -> file: the engine and the codec never import the Restorer,
+    and the Restorer imports neither the export command nor the model-free encode."""
+    import ast
+    from pathlib import Path
+
+    import mmsd
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((Path(mmsd.__file__).parent / f"{module}.py").read_text())
+        return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module} | {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+
+    assert "mmsd.restore" not in imports("onnx_engine") | imports("codec") | imports("timing")
+    assert not {"mmsd.export", "mmsd.encode", "mmsd.decode"} & imports("restore")
+    assert not {name for name in imports("codec") if name.startswith(("mmsd.models", "torch"))}
+
+
 def test_weights_export_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     weights = tmp_path / "tiny.safetensors"
     save_model(weights, name="dbpn", config=DBPN_TINY, state=random_network("dbpn", DBPN_TINY).state_dict())
     calls = []
-    real = export.export_onnx
-    monkeypatch.setattr(export, "export_onnx", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = onnx_engine.export_onnx
+    monkeypatch.setattr(onnx_engine, "export_onnx", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = Restorer(weights, engine="onnx")
     second = Restorer(weights, engine="onnx")
     assert len(calls) == 1 and first.engine == second.engine == "onnx"

@@ -302,3 +302,23 @@ def test_whole_frame_crop_keeps_the_frame_and_the_landmark_boxes(fixture_corpus,
     assert np.abs(face - expected).max() <= 1
     with pytest.raises(MmsdError, match="other settings"):  # a head-crop run cannot extend a whole-frame cache
         prepare_corpus(fixture_corpus, out, crfs=(40,), limit=2, progress=False, log=lambda line: None)
+
+
+def test_a_variable_frame_rate_clip_gets_the_sound_at_each_frame_s_time(tmp_path):
+    from conftest import render_frame
+
+    from mmsd.audio import mfcc_for_frames
+    from mmsd.timing import FrameTiming
+
+    source = tmp_path / "corpus" / "Actor_01" / "01-01-03-02-01-01-01.mp4"
+    source.parent.mkdir(parents=True)
+    timing = FrameTiming.from_pts([0, 1, 2, 3, 6, 7, 8, 11], Fraction(1, 30))  # 30 fps with two 100 ms gaps
+    rng = np.random.default_rng(0)
+    with codec.VideoWriter(source, width=160, height=96, timing=timing, crf=10, preset="ultrafast",
+                           audio_rate=16000) as writer:
+        for t in range(8):
+            writer.write(render_frame(t, 160, 96, rng)[0])
+        writer.write_audio((0.3 * rng.standard_normal(16000 * 12 // 30)).astype(np.float32))
+    prepare_corpus(source.parents[1], tmp_path / "cache", crfs=(40,), workers=1, progress=False, log=lambda line: None)
+    mfcc = ClipIndex(tmp_path / "cache").reader(next(iter(ClipIndex(tmp_path / "cache")))).arrays["mfcc"]
+    np.testing.assert_array_equal(mfcc, mfcc_for_frames(codec.read_audio(source), 8, codec.frame_timing(source)))

@@ -19,6 +19,7 @@ from mmsd.models import build_model, load_config
 from mmsd.models.output import RestorationOutput
 from mmsd.restore import Restorer, iter_audio
 from mmsd.sideinfo import SideInfo
+from mmsd.timing import FrameTiming
 from mmsd.weights import save_model
 
 FULL = {"radius": 2, "causal": False, "audio": True, "emotion": True, "mfcc_per_frame": 4, "n_mfcc": 20}
@@ -169,6 +170,18 @@ def test_streaming_mfcc_equals_whole_file_mfcc():
         mfcc_for_frame_range(np.zeros(100, np.float32), 8000, 20, 5, fps)
 
 
+def test_streaming_mfcc_of_a_variable_frame_rate_equals_whole_file_mfcc():
+    rng = np.random.default_rng(2)
+    steps = rng.choice([1, 1, 1, 3, 6], 79)  # 1/30 s steps and gaps of 100 and 200 ms
+    timing = FrameTiming.from_pts(np.concatenate([[0], np.cumsum(steps)]).tolist(), Fraction(1, 30))
+    samples = (0.1 * rng.standard_normal(16000 * 3)).astype(np.float32)
+    expected = mfcc_for_frames(samples, 80, timing)
+    cuts = np.cumsum(rng.integers(1, 2500, 100))
+    got = np.stack(list(itertools.islice(iter_mfcc(iter(np.split(samples, cuts[cuts < samples.size])), timing,
+                                                   frames_per_step=7), 80)))
+    assert np.array_equal(got, expected)
+
+
 def write_clip(path, *, frames=12, size=(40, 24), audio=True, comment=None, fps=Fraction(25)):
     width, height = size
     rng = np.random.default_rng(0)
@@ -224,6 +237,25 @@ def test_restore_file_feeds_side_information_and_audio(tmp_path, monkeypatch):
     assert any("assuming neutral" in m for m in messages)
 
 
+def test_restore_file_feeds_each_frame_the_sound_at_its_own_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(mmsd.models, "build_model", lambda name, config: Recorder(config), raising=False)
+    weights = tmp_path / "tiny.safetensors"
+    save_model(weights, name="recorder", config=FULL, state={"gain": torch.ones(1)})
+    src = tmp_path / "vfr.mp4"
+    timing = FrameTiming.from_pts([0, 1, 2, 3, 6, 7, 8, 11, 12, 13], Fraction(1, 30))  # two 100 ms gaps
+    rng = np.random.default_rng(0)
+    with VideoWriter(src, width=40, height=24, timing=timing, preset="ultrafast", audio_rate=16000) as writer:
+        for _ in range(10):
+            writer.write(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8))
+        writer.write_audio((0.3 * rng.standard_normal(16000 * 14 // 30)).astype(np.float32))
+    restorer = Restorer(weights, batch_size=3)
+    report = restorer.restore_file(src, tmp_path / "out.mp4", progress=False, on_warning=lambda m: None)
+    assert report.timing == timing
+    fed = torch.cat([m for _, m, _ in restorer.model.calls])[:, 2].numpy()  # centre of each window: (T, K, M)
+    assert np.allclose(fed, mfcc_for_frames(read_audio(src), 10, timing))
+    assert not np.allclose(fed[4:], mfcc_for_frames(read_audio(src), 10, timing.fps)[4:])
+
+
 def test_restore_file_interrupted_leaves_nothing(tmp_path, monkeypatch):
     src = tmp_path / "low.mp4"
     write_clip(src, frames=12)
@@ -249,8 +281,8 @@ def test_overlapped_decode_writes_the_same_frames_as_the_serial_one(tmp_path, mo
     restorer = Restorer("bicubic")
     encoded: dict[bool, list[np.ndarray]] = {True: [], False: []}
     for overlap in (True, False):
-        real = mmsd.restore._AudioCopyWriter.write
-        monkeypatch.setattr(mmsd.restore._AudioCopyWriter, "write",
+        real = VideoWriter.write
+        monkeypatch.setattr(VideoWriter, "write",
                             lambda self, frame, o=overlap, real=real: (encoded[o].append(frame.copy()), real(self, frame)))
         report = restorer.restore_file(src, tmp_path / f"out-{overlap}.mp4", progress=False, overlap=overlap)
         monkeypatch.undo()
@@ -262,7 +294,7 @@ def test_overlapped_decode_writes_the_same_frames_as_the_serial_one(tmp_path, mo
 def test_an_encoding_failure_behind_the_network_still_leaves_nothing(tmp_path, monkeypatch):
     src = tmp_path / "low.mp4"
     write_clip(src, frames=12)
-    real = mmsd.restore._AudioCopyWriter.write
+    real = VideoWriter.write
     written = itertools.count()
 
     def write(self, frame):
@@ -270,7 +302,7 @@ def test_an_encoding_failure_behind_the_network_still_leaves_nothing(tmp_path, m
             raise CodecError("disk full")
         real(self, frame)
 
-    monkeypatch.setattr(mmsd.restore._AudioCopyWriter, "write", write)
+    monkeypatch.setattr(VideoWriter, "write", write)
     with pytest.raises(CodecError, match="disk full"):
         Restorer("bicubic").restore_file(src, tmp_path / "out.mp4", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["low.mp4"]

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from mmsd import cli, emotions
-from mmsd.codec import VideoWriter, probe, read_audio, read_frames
+from mmsd.codec import VideoWriter, frame_timing, probe, read_audio, read_frames
 from mmsd.models.bicubic import Bicubic
 from mmsd.sideinfo import SideInfo
+from mmsd.timing import FrameTiming
 from mmsd.weights import save_model
 
 FPS = Fraction(30000, 1001)
@@ -105,6 +106,47 @@ def test_round_trip_bicubic(encoded, tmp_path, capsys):
     x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
     up = (F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1) * 255)[0].permute(1, 2, 0)
     assert np.abs(next(read_frames(out)).astype(float) - up.numpy()).mean() < 3.0
+
+
+def test_a_constant_rate_stays_exactly_constant(encoded, tmp_path, capsys):
+    low, stdout = encoded
+    assert frame_timing(low) == FrameTiming.constant(FPS) and "30 frames at 29.970 fps" in stdout
+    out = tmp_path / "restored.mp4"
+    assert cli.main(["decode", str(low), "-o", str(out), "--model", "bicubic", "-q"]) == 0
+    assert frame_timing(out) == FrameTiming.constant(FPS) and "at 29.970 fps" in capsys.readouterr().out
+
+
+def presentation_times(path: Path) -> list:
+    """Each decoded frame's time after the first, exact; and one tick of the stream's time base."""
+    with av.open(str(path)) as container:
+        times = [frame.pts * frame.time_base for frame in container.decode(video=0)]
+        return [t - times[0] for t in times], container.streams.video[0].time_base
+
+
+def test_variable_frame_rate_keeps_every_frame_at_its_time(tmp_path, capsys):
+    # 12 frames at 30 fps, then 8 at 10 fps, and a noise track whose timing must not move
+    pts = [*range(12), *range(12, 36, 3)]
+    src = tmp_path / "vfr.mp4"
+    noise = (0.3 * np.random.default_rng(0).standard_normal(48000 * 35 // 30)).astype(np.float32)
+    with VideoWriter(src, width=64, height=48, timing=FrameTiming.from_pts(pts, Fraction(1, 30)), crf=12,
+                     preset="ultrafast", audio_rate=48000) as writer:
+        writer.write_audio(noise)
+        for t in range(len(pts)):
+            writer.write(moving_pattern(t, 64, 48))
+    low, out = tmp_path / "low.mp4", tmp_path / "out.mp4"
+    assert cli.main(["encode", str(src), "-o", str(low), "-q"]) == 0
+    assert "20 frames at variable frame rate" in capsys.readouterr().out
+    assert cli.main(["decode", str(low), "-o", str(out), "--model", "bicubic", "-q"]) == 0
+    assert "frame interval 33.3-100.0 ms" in capsys.readouterr().out
+    for path in (low, out):
+        times, tick = presentation_times(path)
+        assert len(times) == 20 and all(abs(t - Fraction(p, 30)) <= tick for t, p in zip(times, pts))
+    # encode re-encodes the sound on the same clock (best match at zero shift); decode copies it
+    sent, heard = read_audio(src), read_audio(low)
+    n = min(sent.size, heard.size) - 32
+    match = [float(np.dot(sent[16 : 16 + n], heard[16 + s : 16 + s + n])) for s in range(-16, 17)]
+    assert int(np.argmax(match)) == 16
+    assert audio_packets(out) == audio_packets(low)
 
 
 def test_encode_odd_size_and_no_audio(tmp_path):
