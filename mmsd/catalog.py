@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  size: {_params(info.params)}, {_macs(info.macs)} per {info.macs_per}; trained in {info.precision}")
         if info.validation:
             print(f"  validation: {info.validation}")
-        print(f"  file: {info.source}" + (f" (card {info.card})" if info.card else " (no model card)"))
+        print(f"  file: {info.source}" + (f" (card {info.card})" if info.card else ""))
     return 0
 
 
@@ -142,4 +142,4 @@ def _params(count: float) -> str:
 def _macs(count: float) -> str:
     if count >= 1e8:
         return f"{count / 1e9:.2f} GMACs"
-    return f"{count / 1e6:.2f} MMACs" if count else "no MACs counted (interpolation only)"
+    return f"{count / 1e6:.2f} MMACs" if count else "no MACs counted"

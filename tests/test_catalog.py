@@ -67,3 +67,12 @@ def test_models_counts_the_emotion_classifier_per_classified_frame():
     info = catalog.describe("emotion", weights.SHIPPED_DIR / "emotion.safetensors")
     assert info.kind == "emotion classifier" and info.params == 101_951
     assert 1e6 < info.macs < 1e9 and "64x64 gray face crop" in info.macs_per
+
+
+def test_a_cards_size_line_is_the_networks_own_count():
+    """`mmsd models` takes a shipped model's size from its card: the card states what the network counts."""
+    from mmsd.models import build_model, complexity
+
+    path = weights.SHIPPED_DIR / "mmsd-image.safetensors"  # the cheapest to count
+    name, config, _, _ = weights.read_model(path)
+    assert str(complexity(build_model(name, config), (72, 120))) in path.with_suffix(".md").read_text()
