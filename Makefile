@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 DATA := data/cache
 SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency
 
-.PHONY: demo test venv clean corpus weights results
+.PHONY: demo test venv dist clean corpus weights results
 
 venv: $(STAMP)
 
@@ -26,6 +26,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# A wheel and an sdist in dist/ with the shipped models inside (mmsd/shipped/, package data):
+# `pip install dist/mmsd-*.whl -c constraints.txt` gives a tool that runs from any folder.
+dist: $(STAMP)
+	rm -rf dist build
+	$(BIN)/python -m build --outdir dist .
+	rm -rf build
 
 corpus: $(STAMP)
 	$(BIN)/mmsd synth --out data/synth --workers 2
@@ -43,4 +50,4 @@ results: $(STAMP)
 	cp runs/prior/prior.md runs/prior/prior.json results/
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info dist build

@@ -20,7 +20,7 @@ Measured at the paper's LR size (120x72 -> 480x288), T = 2N+1 = 5:
 * MMSD-Net's time per frame relative to EDVR of the same width, from the forward rows of
   this run.
 
-Models: every shipped ``weights/*.safetensors`` with its weights, and the named ``small`` and
+Models: every shipped model (`mmsd models`) with its weights, and the named ``small`` and
 ``paper`` configs of each network (`mmsd.models.load_config`) with random weights (speed
 does not depend on the values); ``edvr-small`` has the width of ``mmsd-small`` (C = 32),
 ``edvr-paper`` that of ``mmsd-paper`` (C = 64). Timings are medians of repeated runs; the
@@ -53,7 +53,7 @@ from mmsd import weights
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
 from mmsd.models import MODELS, RestorationOutput, build_model, load_config
-from mmsd.restore import WEIGHTS_DIR, Restorer, set_threads
+from mmsd.restore import Restorer, set_threads
 
 LR_HW = (72, 120)  # (H, W)
 CONFIG_NAMES = ("small", "paper")
@@ -79,7 +79,7 @@ class Entry:
 def entries(archs: list[str], config_names: list[str]) -> list[Entry]:
     """Shipped models first, then the random-weight configs of each architecture."""
     found = []
-    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []:
+    for path in sorted(weights.SHIPPED_DIR.glob("*.safetensors")):
         arch, config, _, _ = weights.read_model(path)
         if arch in archs:
             found.append(Entry(f"{path.stem} (shipped)", arch, config, path))

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("mmsd.finetune", "adapt a model to one test speaker and score it (person-ID prior, Sec. 4.3)"),
     "demo": ("mmsd.demo", "run the built-in demonstration"),
     "bench": ("mmsd.bench", "time the soft decoders here: model and end-to-end frames/s, real-time factor, memory"),
+    "models": ("mmsd.catalog", "list the models available by name: kind, size, purpose, validation figures"),
     "export": ("mmsd.export", "write a restoration network as an ONNX graph (for `decode --engine onnx`)"),
 }
 

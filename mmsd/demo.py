@@ -4,7 +4,8 @@
    that is not one of the two training statements, in an emotion state.
 2. Cut the paper's 480x288 face crop: that is the "original" the receiver should see.
 3. Send it: `encode` (4x down, x264 at CRF 40, AAC, emotion as side information).
-4. Receive it: soft-decode with Bicubic and with the shipped model (when one is shipped).
+4. Receive it: soft-decode with Bicubic and with the shipped model (a missing model stops the
+   demo before it starts, with a one-line error: no column is silently left out).
 5. Write `demo/`: a side-by-side mp4 with sound (Bicubic | model | original), a PNG of a
    few frames, and print the bit-rates and the face-region PSNR/SSIM of each decoder.
 """
@@ -21,6 +22,7 @@ import numpy as np
 from mmsd import codec, emotions, metrics, sideinfo
 from mmsd.degrade import crop_resize, face_crop_box, face_mouth_boxes
 from mmsd.encode import encode_file
+from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
 from mmsd.openface import read_csv
 from mmsd.restore import Restorer, shipped_models
@@ -98,6 +100,12 @@ def _side_by_side(columns: list[tuple[str, Path]], original: Path, out: Path) ->
 
 def run(args: argparse.Namespace) -> int:
     state = emotions.parse(args.emotion)
+    names = shipped_models()
+    if args.model not in names and not Path(args.model).is_file():  # before any work: no column is dropped
+        raise MmsdError(f"model {args.model!r} is missing, so the demo cannot show it beside Bicubic "
+                        f"(available: {', '.join(names)}; see `mmsd models`)")
+    decoders = [("Bicubic", "bicubic"), (args.model.upper() if args.model in names else Path(args.model).stem,
+                                         args.model)]
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -110,14 +118,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"   {sent.width}x{sent.height}: video {sent.video_bps / 1000:.1f} kbit/s, audio "
           f"{sent.audio_bps / 1000:.1f} kbit/s, side information {sent.side_bps:.1f} bit/s")
 
-    decoders = [("Bicubic", "bicubic")]
-    if args.model in shipped_models() or Path(args.model).is_file():
-        decoders.append((args.model.upper() if args.model in shipped_models() else Path(args.model).stem,
-                         args.model))
-    else:
-        shipped = [name for name in shipped_models() if name != "bicubic"]
-        print(f"   note: model '{args.model}' is not shipped yet (weights/ has: "
-              f"{', '.join(shipped) or 'nothing'}); showing Bicubic only")
     print("3. receiving: soft decoding")
     columns = []
     for name, model in decoders:

@@ -32,9 +32,9 @@ from mmsd.emotion_classifier import EmotionClassifier, EmotionTrack
 from mmsd.errors import MmsdError
 from mmsd.restore import check_output_path
 from mmsd.timing import FrameTiming
-from mmsd.weights import WEIGHTS_DIR
+from mmsd.weights import SHIPPED_DIR
 
-EMOTION_MODEL = WEIGHTS_DIR / "emotion.safetensors"  # the shipped classifier for --emotion auto
+EMOTION_MODEL = SHIPPED_DIR / "emotion.safetensors"  # the shipped classifier for --emotion auto
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--emotion-track", type=Path, metavar="CSV",
                        help="per-segment states: 'frame,state' rows, each state holding from its 0-based frame on")
     parser.add_argument("--emotion-model", type=Path, metavar="PATH",
-                        help="classifier weights for --emotion auto (default weights/emotion.safetensors)")
+                        help="classifier weights for --emotion auto (default: the shipped one, `mmsd models`)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 

@@ -68,7 +68,7 @@ from mmsd import emotions, metrics
 from mmsd.bdrate import Curve, bd_rate
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
-from mmsd.weights import WEIGHTS_DIR
+from mmsd.weights import find_model
 
 BICUBIC = "bicubic"
 PSNR_CAP = 100.0
@@ -166,7 +166,7 @@ def _bicubic(label: str, radius: int = 2, causal: bool = False) -> EvalModel:
 
 
 def load_model(spec: str) -> EvalModel:
-    """A model from 'bicubic', a shipped name ('mmsd' -> weights/mmsd.safetensors) or a weights
+    """A model from 'bicubic', a name ('mmsd': shipped, or in $MMSD_MODELS) or a weights
     path; 'LABEL=SPEC' reports it under LABEL. A path's label is its file stem, or the run
     folder's name for a trainer's 'model.safetensors'."""
     label, sep, target = spec.partition("=")
@@ -174,14 +174,12 @@ def load_model(spec: str) -> EvalModel:
         label, target = "", spec
     if target == BICUBIC:
         return _bicubic(label or BICUBIC)
-    path = WEIGHTS_DIR / f"{target}.safetensors"
-    if not path.is_file():
-        path = Path(target)
+    path = find_model(target) or Path(target)
     if not path.is_file():
         from mmsd.models import MODELS
-        from mmsd.weights import models_in
+        from mmsd.weights import named_models
 
-        shipped = ", ".join(models_in(WEIGHTS_DIR, MODELS)) or "none shipped yet"
+        shipped = ", ".join(named_models(MODELS)) or "none shipped yet"
         raise MmsdError(f"model {target!r} is neither 'bicubic', a shipped model ({shipped}) nor a weights file")
     from mmsd.models import build_model
     from mmsd.weights import read_model
@@ -732,7 +730,7 @@ def _pair(text: str) -> tuple[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="cache written by `mmsd prepare`")
     parser.add_argument("--models", nargs="+", required=True, metavar="[LABEL=]NAME|PATH",
-                        help="'bicubic', a shipped name (weights/NAME.safetensors) or a weights file")
+                        help="'bicubic', a model name (`mmsd models`) or a weights file")
     parser.add_argument("--out", type=Path, required=True, help="folder for tables, figures and per-frame scores")
     parser.add_argument("--actors", type=_actor_list, default=None, help="actors to evaluate (default: test 19-24)")
     parser.add_argument("--crf", type=int, nargs="+", dest="crfs", help="CRFs of the cache to use (default: all)")

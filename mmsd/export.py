@@ -21,7 +21,7 @@ from mmsd.restore import load_network
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", required=True, metavar="MODEL",
-                        help="model to export: a shipped name (weights/<name>.safetensors) or a .safetensors path")
+                        help="model to export: a model name (`mmsd models`) or a .safetensors path")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
     parser.add_argument("--no-check", action="store_true",
                         help="skip running the graph once with ONNX Runtime against PyTorch")

@@ -131,10 +131,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmsd.evaluate import atomic_write_text, write_table
-    from mmsd.weights import WEIGHTS_DIR
+    from mmsd.weights import find_model
 
-    weights = WEIGHTS_DIR / f"{args.weights}.safetensors"
-    weights = weights if weights.is_file() else Path(args.weights)
+    weights = find_model(args.weights) or Path(args.weights)
     if not weights.is_file():
         raise MmsdError(f"--from {args.weights}: neither a shipped model nor a weights file")
     if args.iterations < 1:

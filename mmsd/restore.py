@@ -63,7 +63,6 @@ from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
 from mmsd.timing import FrameTiming
 
-WEIGHTS_DIR = weights.WEIGHTS_DIR
 DEFAULT_MODEL = "mmsd"
 LOW_LATENCY_MODEL = "mmsd-lowlatency"  # MMSD-Net trained on causal windows t-2N..t
 BUILTIN = "bicubic"  # needs no weights file
@@ -72,9 +71,9 @@ T = TypeVar("T")
 
 
 def shipped_models() -> list[str]:
-    """Names accepted by ``Restorer(name)``: ``bicubic`` and every restoration network shipped
-    as weights/<name>.safetensors (not the sender's emotion classifier)."""
-    return [BUILTIN, *weights.models_in(WEIGHTS_DIR, models.MODELS)]
+    """Names accepted by ``Restorer(name)``: ``bicubic`` and every restoration network found by name,
+    shipped or in $MMSD_MODELS (`mmsd.weights.named_models`; not the sender's emotion classifier)."""
+    return [BUILTIN, *weights.named_models(models.MODELS)]
 
 
 @dataclass
@@ -537,10 +536,10 @@ def load_network(model: str | os.PathLike) -> tuple[str, dict, nn.Module]:
         return BUILTIN, asdict(cfg), Bicubic(cfg)
     path = Path(model)
     if not (path.suffix == ".safetensors" or os.sep in text or path.is_file()):  # a name, even beside a folder "mmsd"
-        path = WEIGHTS_DIR / f"{text}.safetensors"
-        if not path.is_file():
+        path = weights.find_model(text)
+        if path is None:
             raise MmsdError(
-                f"no model {text!r}: {path} is not shipped; available: {', '.join(shipped_models())}"
+                f"no model {text!r} (shipped, or ${weights.MODELS_ENV}); available: {', '.join(shipped_models())}"
                 " (or give a path to a .safetensors model file)"
             )
     name, config, tensors, _ = weights.read_model(path)

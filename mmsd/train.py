@@ -545,15 +545,15 @@ def _mix_pair(text: str) -> tuple[str, float]:
 
 
 def _init_weights(name_or_path: str) -> Path:
-    """A shipped name (weights/NAME.safetensors) or an existing weights file."""
-    from mmsd.weights import WEIGHTS_DIR
+    """An existing weights file, or a model name (shipped, or in $MMSD_MODELS)."""
+    from mmsd.weights import find_model
 
     path = Path(name_or_path)
     if path.is_file():
         return path
-    shipped = WEIGHTS_DIR / f"{name_or_path}.safetensors"
-    if shipped.is_file():
-        return shipped
+    named = find_model(name_or_path)
+    if named is not None:
+        return named
     raise MmsdError(f"--init {name_or_path}: no such weights file or shipped model")
 
 

@@ -1,4 +1,4 @@
-"""`mmsd train-emotion --data CACHE --out weights/emotion.safetensors`: train the emotion classifier.
+"""`mmsd train-emotion --data CACHE --out mmsd/shipped/emotion.safetensors`: train the emotion classifier.
 
 Data: every `frame_step`-th stored HR frame (480x288) of each clip, cut by the same Haar
 path as at inference (`emotion_classifier.find_face` and `face_crop`). Where Haar finds
@@ -240,7 +240,7 @@ def fit(train: Crops, val: Crops | None, *, net_cfg: EmotionNetConfig, cfg: Emot
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = EmotionTrainConfig()
     parser.add_argument("--data", type=Path, required=True, help="cache written by `mmsd prepare`")
-    parser.add_argument("--out", type=Path, required=True, help="weights file to write (e.g. weights/emotion.safetensors)")
+    parser.add_argument("--out", type=Path, required=True, help="weights file to write (e.g. mmsd/shipped/emotion.safetensors)")
     parser.add_argument("--iterations", type=int, default=defaults.iterations, help="optimiser steps (default %(default)s)")
     parser.add_argument("--batch", type=int, dest="batch_size", default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)

@@ -6,12 +6,18 @@ any other file. Training checkpoints add the optimisers' tensors and the RNG sta
 under prefixed keys; everything that is not a tensor goes into the JSON metadata.
 Every write goes to a temporary file in the same folder and is renamed into place,
 so a kill never leaves a half-written file at the target path.
+
+A model is found by name (``mmsd decode --model mmsd``) in the models shipped inside the
+package (`SHIPPED_DIR`, package data, so any install has them), then in the folders of the
+environment variable ``MMSD_MODELS`` (separated like PATH), as ``NAME.safetensors``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -21,7 +27,10 @@ from safetensors.torch import load_file, save_file
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # the shipped models: weights/NAME.safetensors
+# The shipped models and their cards, NAME.safetensors and NAME.md: package data of `mmsd`. A wheel or
+# sdist install unpacks them as plain files (safetensors memory-maps them, so they must be files).
+SHIPPED_DIR = Path(str(resources.files("mmsd").joinpath("shipped")))
+MODELS_ENV = "MMSD_MODELS"  # a user's model folders, searched after the shipped ones
 
 FORMAT = "mmsd-weights/1"
 
@@ -60,13 +69,36 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return header.get("__metadata__", {}) or {}
 
 
-def models_in(directory: str | Path, kinds: Iterable[str]) -> list[str]:
-    """Sorted stems of the model files in `directory` whose model name is one of `kinds`
-    (e.g. the restoration networks, leaving out the sender's emotion classifier)."""
-    kinds = set(kinds)
-    directory = Path(directory)
-    paths = sorted(directory.glob("*.safetensors")) if directory.is_dir() else []
-    return [p.stem for p in paths if read_metadata(p).get("model") in kinds]
+def model_dirs() -> list[Path]:
+    """Where a model name is looked up, in order: the shipped models, then each folder of $MMSD_MODELS."""
+    extra = [Path(entry).expanduser() for entry in os.environ.get(MODELS_ENV, "").split(os.pathsep) if entry]
+    for folder in extra:
+        if not folder.is_dir():
+            raise MmsdError(f"{MODELS_ENV}: {folder} is not a folder")
+    return [SHIPPED_DIR, *extra]
+
+
+def find_model(name: str) -> Path | None:
+    """NAME.safetensors from the first folder of `model_dirs()` that has it; None if none has."""
+    for folder in model_dirs():
+        path = folder / f"{name}.safetensors"
+        if path.is_file():
+            return path
+    return None
+
+
+def named_models(kinds: Iterable[str] | None = None) -> dict[str, Path]:
+    """Name -> file of every model reachable by name, sorted by name (a name in an earlier folder of
+    `model_dirs()` hides the same name later); with `kinds`, only the files whose model name is one
+    of them (e.g. the restoration networks, leaving out the sender's emotion classifier)."""
+    found: dict[str, Path] = {}
+    for folder in model_dirs():
+        for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+            found.setdefault(path.stem, path)
+    if kinds is not None:
+        kinds = set(kinds)
+        found = {name: path for name, path in found.items() if read_metadata(path).get("model") in kinds}
+    return dict(sorted(found.items()))
 
 
 def save_model(path: str | Path, *, name: str, config: dict, state: dict[str, torch.Tensor],

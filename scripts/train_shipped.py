@@ -2,7 +2,7 @@
 
     python scripts/train_shipped.py                      # all of them (runs/shipped/NAME)
     python scripts/train_shipped.py mmsd edvr            # some of them
-    python scripts/train_shipped.py --ship               # copy finished ones to weights/ with model cards
+    python scripts/train_shipped.py --ship               # copy finished ones to mmsd/shipped/ with model cards
 
 Every model gets the same iterations, batch, patch, crops, learning-rate schedule and
 data (the default synthetic corpus's cache, training actors 1-18, all CRFs mixed). A
@@ -64,7 +64,7 @@ def train(name: str, data: Path, runs: Path) -> int:
 
 
 def ship(name: str, runs: Path, weights: Path) -> None:
-    """weights/NAME.safetensors and weights/NAME.md from a finished run."""
+    """mmsd/shipped/NAME.safetensors and NAME.md (package data) from a finished run."""
     from mmsd.weights import read_model
 
     source = runs / name / "model.safetensors"
@@ -108,12 +108,14 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "cache")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "shipped")
     parser.add_argument("--parallel", type=int, default=2, help="runs at once (default 2, one per core)")
-    parser.add_argument("--ship", action="store_true", help="copy finished runs to weights/ with model cards")
+    parser.add_argument("--ship", action="store_true", help="copy finished runs to mmsd/shipped/ with model cards")
     args = parser.parse_args()
     names = args.names or list(MODELS)
     if args.ship:
+        from mmsd.weights import SHIPPED_DIR
+
         for name in names:
-            ship(name, args.runs, ROOT / "weights")
+            ship(name, args.runs, SHIPPED_DIR)
         return 0
     started = time.monotonic()
     with ThreadPoolExecutor(args.parallel) as pool:

@@ -390,15 +390,16 @@ def test_real_mmsd_network_from_a_model_file(tmp_path):
 
 
 def test_a_shipped_name_loads_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
-    """In a checkout the package folder `mmsd/` sits beside the shipped `weights/mmsd.safetensors`."""
+    """A folder `mmsd/` in the working directory (a checkout's package) does not hide the name."""
     import mmsd.restore
 
-    shipped = tmp_path / "weights"
+    shipped = tmp_path / "shipped"
     shipped.mkdir()
     save_model(shipped / "mmsd.safetensors", name="bicubic", config={"radius": 1, "causal": True, "scale": 4},
                state={})
     (tmp_path / "mmsd").mkdir()
-    monkeypatch.setattr(mmsd.restore, "WEIGHTS_DIR", shipped)
+    monkeypatch.setattr(mmsd.weights, "SHIPPED_DIR", shipped)
+    monkeypatch.delenv(mmsd.weights.MODELS_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
     restorer = Restorer("mmsd")
     assert (restorer.radius, restorer.causal) == (1, True)

@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -51,11 +54,49 @@ def test_failed_write_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_models_in_lists_only_the_asked_kinds_from_headers(tmp_path):
-    """The restorer's list of shipped models leaves out other model files (the emotion classifier)."""
+def _model(path, name="mmsd"):
+    weights.save_model(path, name=name, config={}, state={"w": torch.zeros(1)})
+
+
+def test_named_models_lists_only_the_asked_kinds_from_headers(tmp_path, monkeypatch):
+    """The restorer's list of models leaves out other model files (the emotion classifier)."""
+    monkeypatch.setattr(weights, "SHIPPED_DIR", tmp_path)
+    monkeypatch.delenv(weights.MODELS_ENV, raising=False)
     for stem, name in [("mmsd", "mmsd"), ("edvr-x", "edvr"), ("emotion", "emotion-cnn")]:
-        weights.save_model(tmp_path / f"{stem}.safetensors", name=name, config={}, state={"w": torch.zeros(1)})
+        _model(tmp_path / f"{stem}.safetensors", name)
     (tmp_path / "notes.md").write_text("not weights")
-    assert weights.models_in(tmp_path, ["mmsd", "edvr", "dbpn"]) == ["edvr-x", "mmsd"]
-    assert weights.models_in(tmp_path / "missing", ["mmsd"]) == []
+    assert list(weights.named_models(["mmsd", "edvr", "dbpn"])) == ["edvr-x", "mmsd"]
+    assert list(weights.named_models()) == ["edvr-x", "emotion", "mmsd"]
     assert weights.read_metadata(tmp_path / "emotion.safetensors")["model"] == "emotion-cnn"
+
+
+def test_the_shipped_models_are_package_data_found_from_any_folder(tmp_path, monkeypatch):
+    import mmsd
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(weights.MODELS_ENV, raising=False)
+    assert weights.SHIPPED_DIR == Path(mmsd.__file__).resolve().parent / "shipped"
+    assert weights.find_model("mmsd") == weights.SHIPPED_DIR / "mmsd.safetensors"
+    assert weights.find_model("emotion").with_suffix(".md").is_file()  # every model has its card beside it
+    assert weights.find_model("nothing-of-that-name") is None
+
+
+def test_mmsd_models_folders_come_after_the_shipped_ones(tmp_path, monkeypatch):
+    shipped, first, second = tmp_path / "shipped", tmp_path / "a", tmp_path / "b"
+    for folder in (shipped, first, second):
+        folder.mkdir()
+    monkeypatch.setattr(weights, "SHIPPED_DIR", shipped)
+    _model(shipped / "mmsd.safetensors")
+    _model(first / "mmsd.safetensors")  # hidden by the shipped one
+    _model(first / "mine.safetensors")
+    _model(second / "mine.safetensors")  # hidden by the first folder's
+    _model(second / "other.safetensors", "dbpn")
+    monkeypatch.setenv(weights.MODELS_ENV, f"{first}{os.pathsep}{second}{os.pathsep}")  # empty entries skipped
+    assert weights.model_dirs() == [shipped, first, second]
+    assert weights.find_model("mmsd") == shipped / "mmsd.safetensors"
+    assert weights.find_model("mine") == first / "mine.safetensors"
+    assert weights.named_models() == {"mine": first / "mine.safetensors", "mmsd": shipped / "mmsd.safetensors",
+                                      "other": second / "other.safetensors"}
+    monkeypatch.setenv(weights.MODELS_ENV, str(tmp_path / "typo"))
+    with pytest.raises(MmsdError, match="MMSD_MODELS: .*typo is not a folder"):
+        weights.find_model("mine")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from mmsd.models.bicubic import Bicubic, BicubicConfig
-from mmsd.models.complexity import Complexity, complexity
+from mmsd.models.complexity import Complexity, complexity, count_macs
 from mmsd.models.config import MMSDConfig, config_dict, load_config, parse_overrides
 from mmsd.models.dbpn import DBPN, DBPNConfig
 from mmsd.models.discriminator import Discriminator
@@ -47,6 +47,6 @@ def build_model(name: str, config: dict) -> nn.Module:
 __all__ = [
     "MODELS", "Bicubic", "BicubicConfig", "Complexity", "DBPN", "DBPNConfig", "Discriminator", "EDVR",
     "EDVRConfig", "GeneratorLoss", "LossTerms", "MMSDConfig", "MMSDNet", "MMSDOutput", "RestorationOutput",
-    "au_loss", "build_model", "complexity", "config_dict", "discriminator_loss", "generator_adversarial_loss",
-    "l1_loss", "load_config", "param_groups", "parse_overrides",
+    "au_loss", "build_model", "complexity", "config_dict", "count_macs", "discriminator_loss",
+    "generator_adversarial_loss", "l1_loss", "load_config", "param_groups", "parse_overrides",
 ]

@@ -49,17 +49,13 @@ def _macs(module: nn.Module, inputs, output) -> int:
     return 0
 
 
-def complexity(model: nn.Module, lr_size: tuple[int, int] = (72, 120)) -> Complexity:
-    """Params and MACs of any restoration model here (its `cfg` has `radius`) for one frame of
-    LR size (H, W) (default 120x72); audio inputs take the model's MFCC shape, else 4 x 20."""
-    cfg = model.cfg
-    h, w = lr_size
-    frames = 2 * cfg.radius + 1
+def count_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
+    """MACs of one forward pass of `model` on `inputs` (in eval mode, without gradients)."""
     total = 0
 
-    def hook(module, inputs, output):
+    def hook(module, args, output):
         nonlocal total
-        total += _macs(module, inputs, output)
+        total += _macs(module, args, output)
 
     kinds = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.LSTM, ModulatedDeformConv2d)
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
@@ -67,12 +63,21 @@ def complexity(model: nn.Module, lr_size: tuple[int, int] = (72, 120)) -> Comple
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, frames, 3, h, w),
-                  torch.zeros(1, frames, getattr(cfg, "mfcc_per_frame", 4), getattr(cfg, "n_mfcc", 20)),
-                  torch.zeros(1, dtype=torch.long))
+            model(*inputs)
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
-    return Complexity(params=sum(p.numel() for p in model.parameters()), macs_per_frame=total, lr_size=(h, w))
+    return total
 
+
+def complexity(model: nn.Module, lr_size: tuple[int, int] = (72, 120)) -> Complexity:
+    """Params and MACs of any restoration model here (its `cfg` has `radius`) for one frame of
+    LR size (H, W) (default 120x72); audio inputs take the model's MFCC shape, else 4 x 20."""
+    cfg = model.cfg
+    h, w = lr_size
+    frames = 2 * cfg.radius + 1
+    macs = count_macs(model, torch.zeros(1, frames, 3, h, w),
+                      torch.zeros(1, frames, getattr(cfg, "mfcc_per_frame", 4), getattr(cfg, "n_mfcc", 20)),
+                      torch.zeros(1, dtype=torch.long))
+    return Complexity(params=sum(p.numel() for p in model.parameters()), macs_per_frame=macs, lr_size=(h, w))
