@@ -9,10 +9,11 @@ STAMP := $(VENV)/.installed
 #   make corpus    the synthetic corpus and its cache under data/ (~25 min)
 #   make weights   train the shipped small models with one budget (hours; resumable) and ship them
 #   make results   Table 1, ablation, per-emotion gains, figures, BD-rate, person prior -> results/
+#   make realfaces the real-face validation set (shipped portraits) and every shipped model on it -> results/realfaces/
 DATA := data/cache
 SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency
 
-.PHONY: demo test venv dist clean corpus weights results
+.PHONY: demo test venv dist clean corpus weights results realfaces
 
 venv: $(STAMP)
 
@@ -48,6 +49,11 @@ results: $(STAMP)
 		--bd-rate --out results
 	$(BIN)/mmsd finetune --from mmsd --actor 19 20 21 22 23 24 --data $(DATA) --out runs/prior
 	cp runs/prior/prior.md runs/prior/prior.json results/
+
+realfaces: $(STAMP)
+	$(BIN)/mmsd content portraits --out data/portraits
+	$(BIN)/mmsd eval --data data/portraits --actors 1-2 --models $(SHIPPED) --frame-step 2 \
+		--table1 $(SHIPPED) --ablation mmsd-image mmsd-audio mmsd mmsd-gan --out results/realfaces
 
 clean:
 	rm -rf $(VENV) *.egg-info dist build
