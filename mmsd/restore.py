@@ -29,6 +29,17 @@ Choices:
   graph with ONNX Runtime on the CPU: a ``.onnx`` file written by `mmsd export --onnx`, or
   a weights name or file exported on first use into a cache (see `mmsd.export`). It
   recomputes the per-frame features in every window. See docs/speed.md for the figures.
+* Tiles. A frame larger than ``tile`` input pixels a side is restored in overlapping tiles
+  whose outputs are blended (`mmsd.tiling`), so memory follows the tile, not the frame: each
+  tile has its own 2N+1 window (and per-frame features, cached per tile while they fit
+  ``TILE_CACHE_BYTES``), MMSD-Net's audio maps are cut to the tile's place in the frame, and
+  its AU generator reads the whole frame's mean of f_V (a first pass over the tiles). The
+  overlap covers the network's receptive field, so the result equals the whole frame's up to
+  float rounding (one grey level). The ONNX graphs have no input for the tile's place, so they
+  tile only networks without audio and emotion branches. A frame that fits one tile is
+  restored whole, exactly as before. Outputs over ``MAX_OUTPUT_PIXELS`` (3840x2160) are
+  refused unless ``max_output_pixels=None``: such an input is not the low-resolution stream
+  this tool is for.
 """
 
 from __future__ import annotations
@@ -247,6 +258,7 @@ class Restorer:
                 frame = _check_frame(frame, index, size)
                 if size is None:
                     self._check_output_size(*frame.shape[:2])
+                    self.plan(*frame.shape[:2])
                 size = frame.shape[:2]
                 vectors = self._next_mfcc(features, index) if self.uses_audio else None
                 state = next(states) if states is not None else None
@@ -276,7 +288,13 @@ class Restorer:
         """The tiling of frames of height x width input pixels (one tile when the frame fits)."""
         key = (height, width)
         if key not in self._plans:
-            self._plans[key] = tiling.plan(height, width, tile=self.tile, context=self.context, scale=self.scale)
+            plan = tiling.plan(height, width, tile=self.tile, context=self.context, scale=self.scale)
+            if len(plan.tiles) > 1 and self.engine == "onnx" and (self.uses_audio or self.uses_emotion):
+                raise MmsdError(
+                    f"the onnx engine cannot restore {width}x{height} frames in tiles of {self.tile} with model "
+                    f"{self.name}: its graph has no input for a tile's place in the frame, which the audio and "
+                    f"emotion branches need; use the torch engine, or --tile 0 (memory grows with the frame)")
+            self._plans[key] = plan
         return self._plans[key]
 
     def _next_mfcc(self, features: Iterator[np.ndarray] | None, index: int) -> np.ndarray:
