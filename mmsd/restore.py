@@ -352,22 +352,23 @@ class Restorer:
         channels = int(self.config.get("channels", 64))
         keep = channels * 4 * plan.pixels * (len(window) + count) <= TILE_CACHE_BYTES
 
-        def inputs(k: int, tile: tiling.Tile, features: bool) -> tuple[torch.Tensor, dict]:
+        def inputs(k: int, tile: tiling.Tile, with_features: bool) -> tuple[torch.Tensor, dict]:
             rows, cols = slice(tile.rows.start, tile.rows.stop), slice(tile.cols.start, tile.cols.stop)
             lr = _to_float(pixels[:, :, rows, cols].to(self.device))  # (B*T, 3, h, w)
             lr = lr.view(count, t, *lr.shape[1:])  # (B, T, 3, h, w)
             extra = {}
             if self._takes_crop:  # the audio maps of this tile's part of the frame
                 extra["crop"] = torch.tensor([tile.box], device=self.device).expand(count, 4)  # (B, 4)
-            if features and keep and self._frame_features is not None:
-                extra["frame_features"] = self._tile_features(window, flat, k, rows, cols).view(count, t, -1, *lr.shape[3:])
+            if with_features and keep and self._frame_features is not None:
+                features = self._tile_features(window, flat, k, rows, cols)  # (B*T, C, h, w)
+                extra["frame_features"] = features.view(count, t, *features.shape[1:])  # (B, T, C, h, w)
             return lr, extra
 
         pooled, video = None, {}
         if self._pools:  # pass 1: f_V of every tile, and its mean over the frame
             total = None
             for k, tile in enumerate(plan.tiles):
-                lr, extra = inputs(k, tile, features=True)
+                lr, extra = inputs(k, tile, with_features=True)
                 f_v = self.model.video_features(lr, extra.get("frame_features"))  # (B, C, h, w)
                 weight = (tile.row_input[:, None] * tile.col_input[None, :]).to(f_v)  # (h, w)
                 part = (f_v * weight).sum(dim=(2, 3))  # (B, C)
@@ -384,11 +385,12 @@ class Restorer:
                 if strip is not None:
                     out[:, top:start] = _to_uint8(strip[:, :, : start - top])
                     rest = strip[:, :, start - top:]
-                strip = torch.zeros(count, 3, s * (tile.rows.stop - tile.rows.start), s * plan.width, device=self.device)
+                height = s * (tile.rows.stop - tile.rows.start)
+                strip = torch.zeros(count, 3, height, s * plan.width, device=self.device)  # (B, 3, s*h, sW)
                 if rest is not None:
                     strip[:, :, : rest.shape[2]] = rest
                 top = start
-            lr, extra = inputs(k, tile, features=k not in video)
+            lr, extra = inputs(k, tile, with_features=k not in video)
             if self._pools:
                 extra |= {"video_features": video.pop(k, None), "pooled": pooled}
             image = self.model(lr, mfcc=mfcc, emotion=emotion, **extra).image  # (B, 3, s*h, s*w)
@@ -402,7 +404,8 @@ class Restorer:
         Tensor[len(flat), C, h, w]."""
         new = [frame for frame in window if (frame.tile_features or {}).get(k) is None]
         if new:
-            crops = _to_float(torch.stack([frame.pixels[:, rows, cols] for frame in new]).to(self.device))  # (N, 3, h, w)
+            crops = torch.stack([frame.pixels[:, rows, cols] for frame in new])  # (N, 3, h, w) uint8
+            crops = _to_float(crops.to(self.device))
             for frame, features in zip(new, self._frame_features(crops)):
                 frame.tile_features = frame.tile_features or {}
                 frame.tile_features[k] = features  # (C, h, w)

@@ -50,7 +50,8 @@ def receptive_radius(arch: str, config: dict) -> int:
     if arch == "edvr":
         # features 1 + 2 * blocks; the 3-level PCD pyramid with its cascade (34 + slack at the
         # pyramid's quarter size) and TSA's two-level spatial attention (21); the upsampler 2
-        return 1 + 2 * config.get("extract_blocks", 5) + 57 + EDVR_OFFSET_SLACK + 2 * config.get("reconstruct_blocks", 10)
+        blocks = config.get("extract_blocks", 5) + config.get("reconstruct_blocks", 10)
+        return 1 + 2 * blocks + 57 + EDVR_OFFSET_SLACK
     if arch == "dbpn":
         return 1 + 3 * config.get("stages", 7)  # head conv; each up/down unit reaches about 3 pixels
     return UNKNOWN_RADIUS

@@ -81,7 +81,8 @@ def test_spans_cover_the_axis_aligned_with_enough_overlap_and_weights_summing_to
         total = torch.zeros(scale * length)
         for span, weight in zip(axis, tiling.weights(axis, length, context, scale)):
             centre = (torch.arange(scale * span.start, scale * span.stop) + 0.5) / scale
-            inner = (centre - span.start < context) & (span.start > 0) | (span.stop - centre < context) & (span.stop < length)
+            inner = ((centre - span.start < context) & (span.start > 0)
+                     | (span.stop - centre < context) & (span.stop < length))
             assert not weight[inner].any()  # nothing from where a tile sees its own edge
             total[scale * span.start: scale * span.stop] += weight
         assert torch.allclose(total, torch.ones_like(total))
