@@ -18,7 +18,11 @@ Measured at the paper's LR size (120x72 -> 480x288), T = 2N+1 = 5:
   (the default) and without; ``--clip`` times a video of your own instead (its frame rate,
   constant or variable with the shortest and longest frame interval, is printed with it);
 * MMSD-Net's time per frame relative to EDVR of the same width, from the forward rows of
-  this run.
+  this run;
+* with ``--sizes``: peak RSS and frames/s against the input size (`restore_file`, each in a fresh
+  process, ``--size-frames`` frames of the synthesized clip resized to each size, silent), for each
+  ``--tiles`` setting (``default``: the Restorer's tiling, 0: whole frames), interleaved
+  ``--size-repeats`` times; the guard on large outputs is off (as ``--force``).
 
 Models: every shipped model (`mmsd models`) with its weights, and the named ``small`` and
 ``paper`` configs of each network (`mmsd.models.load_config`) with random weights (speed
@@ -136,22 +140,40 @@ def time_stream(restorer: Restorer, *, frames: int) -> float:
     return frames / (time.perf_counter() - start)
 
 
-def _decode_job(source: str, model: str, threads: int, batch: int, overlap: bool) -> dict:
+def _decode_job(source: str, model: str, threads: int, batch: int, overlap: bool, tile: int | None) -> dict:
     """In a fresh process: restore `source` with `model`; the report and this process's peak RSS."""
     torch.set_num_threads(threads)
+    restorer = Restorer(model, batch_size=batch, tile=tile, max_output_pixels=None)
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
-        report = Restorer(model, batch_size=batch).restore_file(source, Path(folder) / "restored.mp4",
-                                                                 progress=False, on_warning=lambda m: None,
-                                                                 overlap=overlap)
+        report = restorer.restore_file(source, Path(folder) / "restored.mp4", progress=False,
+                                       on_warning=lambda m: None, overlap=overlap)
+    plan = restorer.plan(report.height // restorer.scale, report.width // restorer.scale)
     return {"frames": report.frames, "seconds": report.seconds, "fps": report.fps,
-            "peak_rss_mb": report.peak_rss_mb, "engine": report.engine, "overlap": overlap}
+            "peak_rss_mb": report.peak_rss_mb, "engine": report.engine, "overlap": overlap,
+            "output": [report.width, report.height], "tile": restorer.tile, "tiles": len(plan.tiles)}
 
 
-def run_decode(source: Path, model: str | Path, *, threads: int, batch: int, overlap: bool = True) -> dict:
+def run_decode(source: Path, model: str | Path, *, threads: int, batch: int, overlap: bool = True,
+               tile: int | None = None) -> dict:
     """`_decode_job` in a spawned process, so its peak RSS is its own."""
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_decode_job, str(source), str(model), threads, batch, overlap).result()
+        return pool.submit(_decode_job, str(source), str(model), threads, batch, overlap, tile).result()
+
+
+def sized_clip(clip: Path, path: Path, *, width: int, height: int, frames: int) -> Path:
+    """The first `frames` frames of `clip` resized to width x height, x264 CRF 40, with its side
+    information and no audio: an input of that size for `restore_file`."""
+    from mmsd.codec import VideoWriter, probe, read_frames
+    from mmsd.degrade import resize
+    from mmsd.sideinfo import TAG
+
+    info = probe(clip)
+    with VideoWriter(path, width=width, height=height, fps=info.fps, crf=40, preset="fast",
+                     metadata={TAG: info.metadata[TAG]}) as writer:
+        for frame in itertools.islice(read_frames(clip), frames):
+            writer.write(resize(frame, width, height))
+    return path
 
 
 def make_clip(folder: Path) -> Path:
@@ -308,14 +330,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip", type=Path, metavar="VIDEO",
                         help="a low-resolution video to time end to end and profile on, instead of a synthesized"
                              " clip (e.g. a variable-frame-rate recording sent by `mmsd encode`)")
+    parser.add_argument("--sizes", nargs="+", type=_size, default=[], metavar="WxH",
+                        help="also measure peak memory and speed of `restore_file` at these input sizes, e.g. "
+                             "120x72 640x360 1920x1080")
+    parser.add_argument("--tiles", nargs="+", type=_tile, default=[None], metavar="N|default",
+                        help="--tile settings for --sizes (default: the Restorer's; 0: whole frames)")
+    parser.add_argument("--size-model", default="mmsd", help="model for --sizes (default mmsd)")
+    parser.add_argument("--size-frames", type=int, default=8, help="frames per --sizes clip (default 8)")
+    parser.add_argument("--size-repeats", type=int, default=1,
+                        help="decodes per size and tile, interleaved (default 1)")
     parser.add_argument("--profile", action="store_true",
                         help="also time MMSD-Net stage by stage and the decoder's work besides the network")
     parser.add_argument("--out", type=Path, default=Path("results/bench.json"), help="JSON to write")
 
 
+def _size(text: str) -> tuple[int, int]:
+    """'640x360' -> (640, 360), W x H."""
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"expected a size W x H such as 640x360, got {text!r}")
+    return int(width), int(height)
+
+
+def _tile(text: str) -> int | None:
+    if text == "default":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected 'default' or a number of pixels, got {text!r}")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.frames < 1 or args.batch < 1:
-        raise MmsdError("--frames and --batch must be >= 1")
+    if args.frames < 1 or args.batch < 1 or args.size_frames < 1 or args.size_repeats < 1:
+        raise MmsdError("--frames, --batch, --size-frames and --size-repeats must be >= 1")
     if args.clip is not None and not args.clip.is_file():
         raise MmsdError(f"--clip {args.clip}: no such file")
     set_threads(args.threads)
@@ -372,6 +419,7 @@ def run(args: argparse.Namespace) -> int:
                 relative[name] = {"forward": edvr["forward_fps"] / mmsd["forward_fps"],
                                   "stream": edvr["stream_fps"] / mmsd["stream_fps"]}
         e2e = run_end_to_end(args, todo, results, folder, threads)
+        sizes = run_sizes(args, folder, threads) if args.sizes else []
         profile = run_profile(args, todo, folder) if args.profile else {}
     meta["load_average_after"] = list(os.getloadavg())
 
@@ -385,10 +433,17 @@ def run(args: argparse.Namespace) -> int:
                     ["model", "engine", "decode/encode overlap", "frames", "fps", "real-time factor", "peak RSS"],
                     [[r["label"], r["engine"], "on" if r["overlap"] else "off", str(r["frames"]), f"{r['fps']:.2f}",
                       f"{r['real_time_factor']:.2f}", f"{r['peak_rss_mb']:.0f} MB"] for r in e2e])
+    if sizes:
+        print_table(f"peak memory and speed against input size: `restore_file`, model {args.size_model}, "
+                    f"{args.size_frames} frames (median of {args.size_repeats})",
+                    ["input", "output", "tile", "tiles/frame", "fps", "peak RSS"],
+                    [[f"{r['input'][0]}x{r['input'][1]}", f"{r['output'][0]}x{r['output'][1]}",
+                      str(r["tile"]) if r["tile"] else "whole frame", str(r["tiles"]), f"{r['fps']:.3f}",
+                      f"{r['peak_rss_mb']:.0f} MB"] for r in sizes])
     for title, stages in profile.items():
         print_table(title, ["stage", "ms/frame"], [[k, f"{v:.1f}"] for k, v in stages.items()])
     report = {"meta": meta, "models": [{k: v for k, v in r.items() if k != "onnx_file"} for r in results],
-              "mmsd_time_relative_to_edvr": relative, "end_to_end": e2e, "profile": profile}
+              "mmsd_time_relative_to_edvr": relative, "end_to_end": e2e, "sizes": sizes, "profile": profile}
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
@@ -433,6 +488,32 @@ def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[di
             print(f"  {entry.label} ({engine}, overlap {'on' if overlap else 'off'}): {result['fps']:.2f} fps end to "
                   f"end, real-time factor {result['real_time_factor']:.2f}, peak RSS {result['peak_rss_mb']:.0f} MB",
                   flush=True)
+    return rows
+
+
+def run_sizes(args: argparse.Namespace, folder: Path, threads: int) -> list[dict]:
+    """Peak RSS and fps of `restore_file` per input size and --tiles setting, each decode in a fresh
+    process; the repeats interleave the settings (the median is kept, every run is in `runs`)."""
+    clip = folder / "low.mp4"
+    if not clip.is_file():
+        print("sizes: synthesizing and encoding a clip ...", flush=True)
+        clip = make_clip(folder)
+    rows = []
+    for width, height in args.sizes:
+        source = sized_clip(clip, folder / f"in-{width}x{height}.mp4", width=width, height=height,
+                            frames=args.size_frames)
+        runs: dict[int | None, list[dict]] = {tile: [] for tile in args.tiles}
+        for _ in range(args.size_repeats):
+            for tile in args.tiles:
+                result = run_decode(source, args.size_model, threads=threads, batch=args.batch, tile=tile)
+                runs[tile].append(result)
+                print(f"  {width}x{height}, tile {result['tile'] or 'whole frame'} ({result['tiles']} per frame): "
+                      f"{result['fps']:.3f} fps, peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+        for tile, done in runs.items():
+            middle = sorted(done, key=lambda r: r["fps"])[len(done) // 2]
+            rows.append(middle | {"input": [width, height], "model": args.size_model,
+                                  "peak_rss_mb": max(r["peak_rss_mb"] for r in done),
+                                  "runs": [{"fps": r["fps"], "peak_rss_mb": r["peak_rss_mb"]} for r in done]})
     return rows
 
 

@@ -16,7 +16,8 @@ import torch
 
 from mmsd import emotions
 from mmsd.errors import MmsdError
-from mmsd.restore import DEFAULT_MODEL, ENGINES, LOW_LATENCY_MODEL, Restorer, set_threads
+from mmsd.restore import (DEFAULT_MODEL, DEFAULT_TILE, ENGINES, LOW_LATENCY_MODEL, MAX_OUTPUT_HEIGHT,
+                          MAX_OUTPUT_PIXELS, MAX_OUTPUT_WIDTH, Restorer, set_threads)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int,
                         help=f"CPU threads for the network (default: torch's, {torch.get_num_threads()} here;"
                              " 1 is faster while other jobs keep the cores busy)")
+    parser.add_argument("--tile", type=int,
+                        help=f"restore each frame in overlapping tiles of N x N input pixels, so memory follows"
+                             f" the tile, not the frame (default {DEFAULT_TILE}, more for a network that needs a"
+                             f" wider context; 0: whole frames). A frame that fits one tile is restored whole")
+    parser.add_argument("--force", action="store_true",
+                        help=f"restore even when the output would exceed {MAX_OUTPUT_WIDTH}x{MAX_OUTPUT_HEIGHT}"
+                             " (such an input is most likely not the low-resolution stream this tool is for)")
     parser.add_argument("--crf", type=float, default=12, help="x264 CRF of the restored video (default 12)")
     parser.add_argument("--preset", default="fast", help="x264 preset of the restored video (default fast)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -54,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise MmsdError(f"--low-latency restores one frame at a time; got --batch {args.batch}")
     model = args.model or (LOW_LATENCY_MODEL if args.low_latency else DEFAULT_MODEL)
     restorer = Restorer(model, device=args.device, batch_size=1 if args.low_latency else args.batch,
-                        engine=args.engine)
+                        engine=args.engine, tile=args.tile, max_output_pixels=None if args.force else MAX_OUTPUT_PIXELS)
     if args.low_latency and not restorer.causal:
         raise MmsdError(f"--low-latency needs a causal model (trained with causal=true); {model} looks ahead "
                         f"{restorer.radius} frames")

@@ -31,6 +31,17 @@ Choices:
   graph with ONNX Runtime on the CPU: a ``.onnx`` file written by `mmsd export --onnx`, or
   a weights name or file exported on first use into a cache (see `mmsd.onnx_engine`). It
   recomputes the per-frame features in every window. See docs/speed.md for the figures.
+* Tiles. A frame larger than ``tile`` input pixels a side is restored in overlapping tiles
+  whose outputs are blended (`mmsd.tiling`), so memory follows the tile, not the frame: each
+  tile has its own 2N+1 window (and per-frame features, cached per tile while they fit
+  ``TILE_CACHE_BYTES``), MMSD-Net's audio maps are cut to the tile's place in the frame, and
+  its AU generator reads the whole frame's mean of f_V (a first pass over the tiles). The
+  overlap covers the network's receptive field, so the result equals the whole frame's up to
+  float rounding (one grey level). The ONNX graphs have no input for the tile's place, so they
+  tile only networks without audio and emotion branches. A frame that fits one tile is
+  restored whole, exactly as before. Outputs over ``MAX_OUTPUT_PIXELS`` (3840x2160) are
+  refused unless ``max_output_pixels=None``: such an input is not the low-resolution stream
+  this tool is for.
 """
 
 from __future__ import annotations
@@ -56,7 +67,7 @@ from tqdm import tqdm
 
 import mmsd
 import mmsd.models as models
-from mmsd import emotions, sideinfo, weights
+from mmsd import emotions, sideinfo, tiling, weights
 from mmsd.audio import MfccConfig, iter_mfcc
 from mmsd.codec import CodecError, VideoWriter, frame_timing, iter_audio, probe, read_frames
 from mmsd.errors import MmsdError
@@ -68,6 +79,12 @@ LOW_LATENCY_MODEL = "mmsd-lowlatency"  # MMSD-Net trained on causal windows t-2N
 BUILTIN = "bicubic"  # needs no weights file
 ENGINES = ("torch", "onnx")
 T = TypeVar("T")
+# Tiles of 192 input pixels keep the default model's peak memory near 1 GB at any input size
+# (docs/speed.md), and the paper's 120x72 frames fit one tile.
+DEFAULT_TILE = 192
+TILE_CACHE_BYTES = 384 * 2**20  # per-frame features and f_V of the tiles, kept while they fit this
+MAX_OUTPUT_WIDTH, MAX_OUTPUT_HEIGHT = 3840, 2160  # 4K UHD
+MAX_OUTPUT_PIXELS = MAX_OUTPUT_WIDTH * MAX_OUTPUT_HEIGHT
 
 
 def shipped_models() -> list[str]:
@@ -110,6 +127,11 @@ class Restorer:
             batch 4 or faster, and the lowest latency; docs/speed.md), 4 on a GPU.
         engine: ``"torch"``, or ``"onnx"`` (ONNX Runtime, CPU, as many threads as
             ``torch.get_num_threads()``). None: ``onnx`` for a ``.onnx`` file, else ``torch``.
+        tile: input pixels per side of the tiles a frame is restored in (`mmsd.tiling`); 0: the whole
+            frame at once. None: ``DEFAULT_TILE`` (more for a network whose receptive field needs it).
+            A frame that fits one tile is restored whole, as with 0.
+        max_output_pixels: refuse (MmsdError, before restoring anything) a video whose output would
+            have more pixels than this; None: no limit.
     """
 
     def __init__(
@@ -120,6 +142,8 @@ class Restorer:
         device: str | torch.device = "cpu",
         batch_size: int | None = None,
         engine: str | None = None,
+        tile: int | None = None,
+        max_output_pixels: int | None = MAX_OUTPUT_PIXELS,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -166,6 +190,26 @@ class Restorer:
             per_frame=int(self.config.get("mfcc_per_frame", MfccConfig.per_frame)),
             n_mfcc=int(self.config.get("n_mfcc", MfccConfig.n_mfcc)),
         )
+        self._set_tiling(network, tile, max_output_pixels)
+
+    def _set_tiling(self, network, tile: int | None, max_output_pixels: int | None) -> None:
+        arch = next((name for name, (_, cls) in models.MODELS.items() if isinstance(network, cls)), self.name)
+        # LR pixels around a tile's share of the frame that its output depends on (mmsd.tiling)
+        self.context = tiling.receptive_radius(arch, self.config)
+        least = tiling.min_tile(self.context)
+        if tile is None:
+            tile = max(DEFAULT_TILE, 2 * tiling.overlap(self.context))
+        elif tile < 0:
+            raise MmsdError(f"tile must be >= 0 input pixels (0: whole frames), got {tile}")
+        elif 0 < tile < least:
+            raise MmsdError(f"tile {tile} is too small for model {self.name}: its receptive field reaches "
+                            f"{self.context} pixels, so tiles need at least {least} input pixels a side")
+        self.tile = tile
+        self.max_output_pixels = max_output_pixels
+        # the AU generator pools f_V over the frame: tiles share the frame's mean (computed in a first pass)
+        self._pools = self.engine == "torch" and self.uses_emotion and hasattr(network, "video_features")
+        self._takes_crop = self.engine == "torch" and self.uses_audio and arch in models.MODELS
+        self._plans: dict[tuple[int, int], tiling.Plan] = {}
 
     @property
     def latency_frames(self) -> int:
@@ -213,6 +257,9 @@ class Restorer:
                     break
                 index = base + len(window)
                 frame = _check_frame(frame, index, size)
+                if size is None:
+                    self._check_output_size(*frame.shape[:2])
+                    self.plan(*frame.shape[:2])
                 size = frame.shape[:2]
                 vectors = self._next_mfcc(features, index) if self.uses_audio else None
                 state = next(states) if states is not None else None
@@ -226,6 +273,30 @@ class Restorer:
             while base < done + self.offsets[0]:  # frames no later window needs
                 window.popleft()
                 base += 1
+
+    def _check_output_size(self, height: int, width: int) -> None:
+        """MmsdError if frames of height x width input pixels restore to more than max_output_pixels."""
+        out_w, out_h = self.scale * width, self.scale * height
+        if self.max_output_pixels is not None and out_w * out_h > self.max_output_pixels:
+            raise MmsdError(
+                f"the input is {width}x{height} (W x H), so the output would be {out_w}x{out_h}, larger than "
+                f"{MAX_OUTPUT_WIDTH}x{MAX_OUTPUT_HEIGHT}: this tool restores low-resolution streams (e.g. 120x72 "
+                f"from `mmsd encode`); downscale the input (`mmsd encode`), or pass --force to restore it anyway "
+                f"(slow, memory bounded by --tile)"
+            )
+
+    def plan(self, height: int, width: int) -> tiling.Plan:
+        """The tiling of frames of height x width input pixels (one tile when the frame fits)."""
+        key = (height, width)
+        if key not in self._plans:
+            plan = tiling.plan(height, width, tile=self.tile, context=self.context, scale=self.scale)
+            if len(plan.tiles) > 1 and self.engine == "onnx" and (self.uses_audio or self.uses_emotion):
+                raise MmsdError(
+                    f"the onnx engine cannot restore {width}x{height} frames in tiles of {self.tile} with model "
+                    f"{self.name}: its graph has no input for a tile's place in the frame, which the audio and "
+                    f"emotion branches need; use the torch engine, or --tile 0 (memory grows with the frame)")
+            self._plans[key] = plan
+        return self._plans[key]
 
     def _next_mfcc(self, features: Iterator[np.ndarray] | None, index: int) -> np.ndarray:
         k, m = self.mfcc_config.per_frame, self.mfcc_config.n_mfcc
@@ -246,8 +317,6 @@ class Restorer:
         index = [[min(max(t + o, 0), last) - base for o in self.offsets] for t in range(first, first + count)]
         flat = [i for row in index for i in row]
         t = len(self.offsets)
-        lr = _to_float(torch.stack([window[i].pixels for i in flat]).to(self.device))  # (B*T, 3, H, W)
-        lr = lr.view(count, t, *lr.shape[1:])  # (B, T, 3, H, W)
         mfcc = None
         if self.uses_audio:
             mfcc = torch.from_numpy(np.stack([window[i].mfcc for i in flat])).to(self.device)  # (B*T, K, M)
@@ -256,6 +325,11 @@ class Restorer:
         if self.uses_emotion:
             states = [window[i - base].state for i in range(first, first + count)]
             emotion = torch.tensor(states, device=self.device)  # (B,)
+        plan = self.plan(*window[0].pixels.shape[1:])
+        if len(plan.tiles) > 1:
+            return self._run_tiled(window, flat, count, mfcc, emotion, plan)
+        lr = _to_float(torch.stack([window[i].pixels for i in flat]).to(self.device))  # (B*T, 3, H, W)
+        lr = lr.view(count, t, *lr.shape[1:])  # (B, T, 3, H, W)
         if self._frame_features is None:
             image = self.model(lr, mfcc=mfcc, emotion=emotion).image  # (B, 3, sH, sW)
         else:
@@ -267,7 +341,76 @@ class Restorer:
             features = torch.stack([window[i].features for i in flat])  # (B*T, C, H, W)
             features = features.view(count, t, *features.shape[1:])  # (B, T, C, H, W)
             image = self.model(lr, mfcc=mfcc, emotion=emotion, frame_features=features).image  # (B, 3, sH, sW)
-        return image.clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return _to_uint8(image)
+
+    def _run_tiled(self, window: deque, flat: list[int], count: int, mfcc: torch.Tensor | None,
+                   emotion: torch.Tensor | None, plan: tiling.Plan) -> np.ndarray:
+        """`_run` tile by tile (mmsd.tiling); flat: the window positions of the B windows' T frames.
+        Returns (B, sH, sW, 3) uint8."""
+        t, s = len(self.offsets), self.scale
+        pixels = torch.stack([window[i].pixels for i in flat])  # (B*T, 3, H, W) uint8
+        # per-frame features and f_V per tile are kept while they fit the budget, else recomputed
+        channels = int(self.config.get("channels", 64))
+        keep = channels * 4 * plan.pixels * (len(window) + count) <= TILE_CACHE_BYTES
+
+        def inputs(k: int, tile: tiling.Tile, with_features: bool) -> tuple[torch.Tensor, dict]:
+            rows, cols = slice(tile.rows.start, tile.rows.stop), slice(tile.cols.start, tile.cols.stop)
+            lr = _to_float(pixels[:, :, rows, cols].to(self.device))  # (B*T, 3, h, w)
+            lr = lr.view(count, t, *lr.shape[1:])  # (B, T, 3, h, w)
+            extra = {}
+            if self._takes_crop:  # the audio maps of this tile's part of the frame
+                extra["crop"] = torch.tensor([tile.box], device=self.device).expand(count, 4)  # (B, 4)
+            if with_features and keep and self._frame_features is not None:
+                features = self._tile_features(window, flat, k, rows, cols)  # (B*T, C, h, w)
+                extra["frame_features"] = features.view(count, t, *features.shape[1:])  # (B, T, C, h, w)
+            return lr, extra
+
+        pooled, video = None, {}
+        if self._pools:  # pass 1: f_V of every tile, and its mean over the frame
+            total = None
+            for k, tile in enumerate(plan.tiles):
+                lr, extra = inputs(k, tile, with_features=True)
+                f_v = self.model.video_features(lr, extra.get("frame_features"))  # (B, C, h, w)
+                weight = (tile.row_input[:, None] * tile.col_input[None, :]).to(f_v)  # (h, w)
+                part = (f_v * weight).sum(dim=(2, 3))  # (B, C)
+                total = part if total is None else total + part
+                if keep:
+                    video[k] = f_v
+            pooled = total / (plan.height * plan.width)  # (B, C)
+        out = np.empty((count, s * plan.height, s * plan.width, 3), np.uint8)
+        strip, top = None, 0  # output rows top.. of the current row of tiles, accumulated in float
+        for k, tile in enumerate(plan.tiles):
+            if tile.cols.start == 0:  # a new row of tiles: rows above it are complete
+                start = s * tile.rows.start
+                rest = None
+                if strip is not None:
+                    out[:, top:start] = _to_uint8(strip[:, :, : start - top])
+                    rest = strip[:, :, start - top:]
+                height = s * (tile.rows.stop - tile.rows.start)
+                strip = torch.zeros(count, 3, height, s * plan.width, device=self.device)  # (B, 3, s*h, sW)
+                if rest is not None:
+                    strip[:, :, : rest.shape[2]] = rest
+                top = start
+            lr, extra = inputs(k, tile, with_features=k not in video)
+            if self._pools:
+                extra |= {"video_features": video.pop(k, None), "pooled": pooled}
+            image = self.model(lr, mfcc=mfcc, emotion=emotion, **extra).image  # (B, 3, s*h, s*w)
+            weight = (tile.row_weight[:, None] * tile.col_weight[None, :]).to(image)  # (s*h, s*w)
+            strip[:, :, : image.shape[2], s * tile.cols.start: s * tile.cols.stop] += image * weight
+        out[:, top:] = _to_uint8(strip)
+        return out
+
+    def _tile_features(self, window: deque, flat: list[int], k: int, rows: slice, cols: slice) -> torch.Tensor:
+        """The per-frame features of tile k of each frame in `flat`, computed once per frame and tile:
+        Tensor[len(flat), C, h, w]."""
+        new = [frame for frame in window if (frame.tile_features or {}).get(k) is None]
+        if new:
+            crops = torch.stack([frame.pixels[:, rows, cols] for frame in new])  # (N, 3, h, w) uint8
+            crops = _to_float(crops.to(self.device))
+            for frame, features in zip(new, self._frame_features(crops)):
+                frame.tile_features = frame.tile_features or {}
+                frame.tile_features[k] = features  # (C, h, w)
+        return torch.stack([window[i].tile_features[k] for i in flat])
 
     def restore_file(
         self,
@@ -301,6 +444,7 @@ class Restorer:
 
         info = probe(src)
         check_output_path(src, dst)
+        self._check_output_size(info.height, info.width)
         timing = frame_timing(src)
         try:
             side = sideinfo.from_metadata(info.metadata)
@@ -482,6 +626,12 @@ class _WindowFrame:
     mfcc: np.ndarray | None  # (K, M), when the model uses audio
     state: int | None  # emotion state id, when the model uses emotion
     features: torch.Tensor | None = None  # (C, H, W), the network's frame_features once computed
+    tile_features: dict[int, torch.Tensor] | None = None  # tile number -> (C, h, w), when tiled
+
+
+def _to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) float images in [0, 1] (clamped here) -> (B, H, W, 3) uint8 frames."""
+    return image.clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _to_float(frames: torch.Tensor) -> torch.Tensor:

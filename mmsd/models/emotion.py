@@ -27,9 +27,10 @@ class AUGenerator(nn.Module):
             nn.Linear(hidden, NUM_AUS),
         )
 
-    def forward(self, f_v: Tensor, s: Tensor) -> Tensor:
-        """f_v (Tensor[B, C, H, W]), s (Tensor[B, 15]) -> Tensor[B, 17]."""
-        return self.mlp(torch.cat([f_v.mean(dim=(2, 3)), s], dim=1))
+    def forward(self, f_v: Tensor, s: Tensor, pooled: Tensor | None = None) -> Tensor:
+        """f_v (Tensor[B, C, H, W]), s (Tensor[B, 15]) -> Tensor[B, 17]. pooled (Tensor[B, C] or None):
+        the mean of f_V to read instead of f_v's own (a tile's caller passes the whole frame's)."""
+        return self.mlp(torch.cat([f_v.mean(dim=(2, 3)) if pooled is None else pooled, s], dim=1))
 
 
 class AUAttention(nn.Module):

@@ -66,16 +66,24 @@ class MMSDNet(nn.Module):
                                              upsample_channels=cfg.upsample_channels)
 
     def forward(self, lr: Tensor, mfcc: Tensor | None = None, emotion: Tensor | None = None,
-                *, crop: Tensor | None = None, frame_features: Tensor | None = None) -> MMSDOutput:
+                *, crop: Tensor | None = None, frame_features: Tensor | None = None,
+                video_features: Tensor | None = None, pooled: Tensor | None = None) -> MMSDOutput:
         """lr (Tensor[B, T, 3, H, W]) in [0, 1]; mfcc (Tensor[B, T, K, M]), needed when cfg.audio;
         emotion (Tensor[B] long, 0..14), needed when cfg.emotion; crop (Tensor[B, 4] or None):
         for a crop, its (x0, y0, x1, y1) as fractions of the full frame, so f_A is cut to match;
         frame_features (Tensor[B, T, C, H, W] or None): `frame_features` of every frame of lr, if
-        already computed (streaming inference reuses them across overlapping windows)."""
+        already computed (streaming inference reuses them across overlapping windows);
+        video_features (Tensor[B, C, H, W] or None): f_V of this window (`video_features`), if already
+        computed; pooled (Tensor[B, C] or None): the mean of f_V the AU generator reads, if not lr's own
+        (tiled inference passes the whole frame's mean to every tile)."""
         self._check_inputs(lr, mfcc, emotion)
         b, _, _, h, w = lr.shape
         # 1. video branch: per-frame features, deformable alignment to the reference, fusion -> f_V
-        f_v, offset_abs_mean = self.video(lr, frame_features)  # (B, C, H, W)
+        offset_abs_mean = None
+        if video_features is None:
+            f_v, offset_abs_mean = self.video(lr, frame_features)  # (B, C, H, W)
+        else:
+            f_v = video_features
         f = f_v
         attention = au = None
         # 2. audio branch: MFCC window -> BiLSTM -> FC -> upsampling -> f_A  (B, C_A, H, W)
@@ -86,7 +94,7 @@ class MMSDNet(nn.Module):
         # 4. emotion: AU generator (eq. 4) -> channel attention w_VA -> emotion fusion (eq. 5) -> f_VAE
         if self.cfg.emotion:
             s = F.one_hot(emotion.long(), NUM_STATES).to(lr.dtype)  # (B, 15)
-            au = self.au_generator(f_v.detach() if self.cfg.au_stop_gradient else f_v, s)
+            au = self.au_generator(f_v.detach() if self.cfg.au_stop_gradient else f_v, s, pooled)
             f = self.emotion_fusion(f, self.au_attention(au), s)
         # 5. reconstruction: residual blocks, x4 pixel shuffle, + bicubic(reference frame)
         image = self.reconstruction(f, lr[:, self.cfg.reference_index])
@@ -96,6 +104,11 @@ class MMSDNet(nn.Module):
         """frames (Tensor[N, 3, H, W]) in [0, 1] -> per-frame features (Tensor[N, C, H, W]), what
         `forward` computes for each frame of a window before aligning them."""
         return self.video.extract(frames)
+
+    def video_features(self, lr: Tensor, frame_features: Tensor | None = None) -> Tensor:
+        """lr (Tensor[B, T, 3, H, W]), frame_features as in `forward` -> f_V (Tensor[B, C, H, W]),
+        stage 1 of `forward`."""
+        return self.video(lr, frame_features)[0]
 
     def _check_inputs(self, lr: Tensor, mfcc: Tensor | None, emotion: Tensor | None) -> None:
         cfg = self.cfg
