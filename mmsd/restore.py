@@ -29,6 +29,9 @@ Choices:
   graph with ONNX Runtime on the CPU: a ``.onnx`` file written by `mmsd export --onnx`, or
   a weights name or file exported on first use into a cache (see `mmsd.export`). It
   recomputes the per-frame features in every window. See docs/speed.md for the figures.
+* Precision. ``auto`` (the default) runs the torch engine's forwards in bf16 autocast where the
+  hardware has fast bf16 (AMX or AVX512-BF16 CPUs, bf16 GPUs) and in fp32 elsewhere, as
+  `mmsd.precision` decides; the weights stay fp32. The onnx engine runs fp32.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from mmsd.audio import MfccConfig, iter_mfcc
 from mmsd.codec import CodecError, VideoWriter, _start_seconds, iter_audio, probe, read_frames
 from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
+from mmsd.precision import autocast, resolve as resolve_precision
 
 WEIGHTS_DIR = weights.WEIGHTS_DIR
 DEFAULT_MODEL = "mmsd"
@@ -93,6 +97,7 @@ class DecodeReport:
     audio: str  # "copied", "none"
     warnings: list[str] = field(default_factory=list)
     engine: str = "torch"
+    precision: str = "fp32"
 
 
 class Restorer:
@@ -109,6 +114,8 @@ class Restorer:
             batch 4 or faster, and the lowest latency; docs/speed.md), 4 on a GPU.
         engine: ``"torch"``, or ``"onnx"`` (ONNX Runtime, CPU, as many threads as
             ``torch.get_num_threads()``). None: ``onnx`` for a ``.onnx`` file, else ``torch``.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (`mmsd.precision`; bf16 with the torch
+            engine only). The resolved one is ``self.precision``.
     """
 
     def __init__(
@@ -119,6 +126,7 @@ class Restorer:
         device: str | torch.device = "cpu",
         batch_size: int | None = None,
         engine: str | None = None,
+        precision: str = "auto",
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -132,6 +140,9 @@ class Restorer:
         if self.engine == "onnx" and self.device.type != "cpu":
             raise MmsdError(f"the onnx engine runs on the CPU, not on {self.device}")
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 4)
+        if self.engine == "onnx" and precision not in ("auto", "fp32"):
+            raise ValueError(f"precision {precision!r}: the onnx engine runs fp32 (use auto or fp32)")
+        self.precision = "fp32" if self.engine == "onnx" else resolve_precision(precision, self.device)
         if onnx_file:
             from mmsd.export import OnnxNetwork
 
@@ -241,6 +252,10 @@ class Restorer:
     @torch.inference_mode()
     def _run(self, window: deque, base: int, first: int, count: int, total: int | None) -> np.ndarray:
         """Restore frames first .. first + count - 1 of the window: (count, sH, sW, 3) uint8."""
+        with autocast(self.precision, self.device):
+            return self._restore(window, base, first, count, total)
+
+    def _restore(self, window: deque, base: int, first: int, count: int, total: int | None) -> np.ndarray:
         last = (total if total is not None else base + len(window)) - 1
         index = [[min(max(t + o, 0), last) - base for o in self.offsets] for t in range(first, first + count)]
         flat = [i for row in index for i in row]
@@ -266,7 +281,7 @@ class Restorer:
             features = torch.stack([window[i].features for i in flat])  # (B*T, C, H, W)
             features = features.view(count, t, *features.shape[1:])  # (B, T, C, H, W)
             image = self.model(lr, mfcc=mfcc, emotion=emotion, frame_features=features).image  # (B, 3, sH, sW)
-        return image.clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return image.float().clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def restore_file(
         self,
@@ -367,6 +382,7 @@ class Restorer:
             output=dst, frames=count, seconds=seconds, fps=count / seconds if seconds > 0 else float("inf"),
             peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, model=self.name,
             emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned, engine=self.engine,
+            precision=self.precision,
         )
 
 

@@ -132,3 +132,15 @@ def prepared_cache(fixture_corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cache")
     prepare_corpus(fixture_corpus, out, crfs=(15, 40), workers=1, hr_step=2, progress=False, log=lambda line: None)
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: on tiny workloads a second thread only adds OpenMP wake-ups,
+    many times slower on a busy CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
