@@ -338,6 +338,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="architectures to time (default: all)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIG_NAMES), choices=CONFIG_NAMES,
                         help="random-weight configs (default: small paper)")
+    parser.add_argument("--only", nargs="+", metavar="LABEL",
+                        help="time only these of the models (labels as printed, e.g. 'mmsd (shipped)' mmsd-paper)")
     parser.add_argument("--frames", type=int, default=8, help="frames per measurement (default 8)")
     parser.add_argument("--batch", type=int, default=1,
                         help="windows per forward pass (default 1, the decoder's default on the CPU)")
@@ -381,6 +383,12 @@ def run(args: argparse.Namespace) -> int:
     if "onnx" in args.engines:
         from mmsd.export import export_onnx
     todo = entries(args.models, args.configs)
+    if args.only:
+        unknown = set(args.only) - {e.label for e in todo}
+        if unknown:
+            raise MmsdError(f"--only: no model labelled {', '.join(sorted(unknown))}; "
+                            f"labels: {', '.join(e.label for e in todo)}")
+        todo = [e for e in todo if e.label in args.only]
     rows, results = [], []
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
         folder = Path(folder)
