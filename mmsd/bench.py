@@ -4,6 +4,7 @@
     mmsd bench --models mmsd edvr --configs small --frames 8 --threads 1
     mmsd bench --profile                        # + MMSD-Net per stage, and the decoder's other work per frame
     mmsd bench --models mmsd --train-steps 5    # + a training step (batch 8, 32x32 LR) per precision
+    mmsd bench --models mmsd --only "mmsd (shipped)" mmsd-paper   # just these of the models
 
 Measured at the paper's LR size (120x72 -> 480x288), T = 2N+1 = 5, in each precision of
 ``--precisions`` (default fp32 and bf16, see `mmsd.precision`; ONNX Runtime runs fp32, so its

@@ -39,3 +39,8 @@ def test_a_training_step_is_timed_at_either_precision(one_thread):
     for precision in ("fp32", "bf16"):
         assert time_train_step(network, config, steps=1, precision=precision, batch=2, patch=8) > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, network.parameters()))  # it did train
+
+
+def test_only_unknown_label_is_one_line_error(tmp_path, capsys):
+    assert main(["bench", "--models", "bicubic", "--only", "nope", "--out", str(tmp_path / "b.json")]) == 1
+    assert "--only: no model labelled nope; labels: bicubic" in capsys.readouterr().err
