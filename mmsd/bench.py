@@ -3,8 +3,12 @@
     mmsd bench                                  # every model, small and paper, both engines, end to end
     mmsd bench --models mmsd edvr --configs small --frames 8 --threads 1
     mmsd bench --profile                        # + MMSD-Net per stage, and the decoder's other work per frame
+    mmsd bench --models mmsd --train-steps 5    # + a training step (batch 8, 32x32 LR) per precision
+    mmsd bench --models mmsd --only "mmsd (shipped)" mmsd-paper   # just these of the models
 
-Measured at the paper's LR size (120x72 -> 480x288), T = 2N+1 = 5:
+Measured at the paper's LR size (120x72 -> 480x288), T = 2N+1 = 5, in each precision of
+``--precisions`` (default fp32 and bf16, see `mmsd.precision`; ONNX Runtime runs fp32, so its
+figures sit in the fp32 rows):
 
 * forward: frames/s of the network's plain forward, batch ``--batch``, ``--frames`` frames,
   in PyTorch and (onnx forward) in ONNX Runtime;
@@ -23,6 +27,8 @@ Measured at the paper's LR size (120x72 -> 480x288), T = 2N+1 = 5:
   process, ``--size-frames`` frames of the synthesized clip resized to each size, silent), for each
   ``--tiles`` setting (``default``: the Restorer's tiling, 0: whole frames), interleaved
   ``--size-repeats`` times; the guard on large outputs is off (as ``--force``).
+* with ``--train-steps K``: seconds per training step (forward, L1 + AU loss, backward, Adam;
+  batch 8 of 32x32 LR patches, as `mmsd train` runs by default), median of K.
 
 Models: every shipped model (`mmsd models`) with its weights, and the named ``small`` and
 ``paper`` configs of each network (`mmsd.models.load_config`) with random weights (speed
@@ -45,22 +51,26 @@ import platform
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmsd import weights
-from mmsd.errors import MmsdError
+from mmsd.errors import MmsdError, MmsdWarning
 from mmsd.fileio import atomic_path
 from mmsd.models import MODELS, RestorationOutput, build_model, load_config
+from mmsd.precision import autocast, has_fast_bf16
 from mmsd.restore import Restorer, set_threads
 
 LR_HW = (72, 120)  # (H, W)
 CONFIG_NAMES = ("small", "paper")
+PRECISIONS = ("fp32", "bf16")
 E2E_DEFAULT = ("bicubic", "mmsd-small")
 
 
@@ -106,22 +116,49 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _random_inputs(config: dict, batch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+def _random_inputs(config: dict, batch: int, size: tuple[int, int] = LR_HW
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """lr (B, T, 3, H, W) of `size` (H, W), and mfcc (B, T, K, M) and emotion (B,) if the network uses them."""
     g = torch.Generator().manual_seed(0)
     t = 2 * int(config.get("radius", 2)) + 1
-    lr = torch.rand(batch, t, 3, *LR_HW, generator=g)
+    lr = torch.rand(batch, t, 3, *size, generator=g)
     mfcc = torch.randn(batch, t, int(config.get("mfcc_per_frame", 4)), int(config.get("n_mfcc", 20)), generator=g)
     emotion = torch.randint(0, 15, (batch,), generator=g)
     return lr, (mfcc if config.get("audio") else None), (emotion if config.get("emotion") else None)
 
 
-def time_forward(network: nn.Module, config: dict, *, frames: int, batch: int) -> float:
+def time_forward(network: nn.Module, config: dict, *, frames: int, batch: int, precision: str = "fp32") -> float:
     """Frames/s of the plain forward at 120x72, `batch` windows per call."""
     lr, mfcc, emotion = _random_inputs(config, batch)
     calls = max(1, math.ceil(frames / batch))
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         seconds = _median_seconds(lambda: network(lr, mfcc, emotion), calls)
     return batch / seconds
+
+
+def time_train_step(network: nn.Module, config: dict, *, steps: int, precision: str = "fp32", batch: int = 8,
+                    patch: int = 32) -> float:
+    """Median seconds of a training step as `mmsd train` takes it: forward at `precision`, fp32 L1 (+ 0.001
+    AU) loss, backward, Adam; `batch` random windows of patch x patch LR crops. Trains `network` in place."""
+    lr, mfcc, emotion = _random_inputs(config, batch, (patch, patch))
+    g = torch.Generator().manual_seed(1)
+    scale = int(config.get("scale", 4))
+    hr = torch.rand(batch, 3, scale * patch, scale * patch, generator=g)
+    crop = torch.tensor([[0.3, 0.2, 0.3 + patch / LR_HW[1], 0.2 + patch / LR_HW[0]]]).expand(batch, 4)  # (B, 4)
+    network.train()
+    optimiser = torch.optim.Adam(network.parameters(), lr=1e-4, betas=(0.5, 0.9))
+
+    def step() -> None:
+        with autocast(precision):
+            out = network(lr, mfcc, emotion, crop=crop)
+        loss = F.l1_loss(out.image.float(), hr)
+        if out.au is not None:
+            loss = loss + 0.001 * out.au.float().square().mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+
+    return _median_seconds(step, steps)
 
 
 def time_stream(restorer: Restorer, *, frames: int) -> float:
@@ -140,25 +177,28 @@ def time_stream(restorer: Restorer, *, frames: int) -> float:
     return frames / (time.perf_counter() - start)
 
 
-def _decode_job(source: str, model: str, threads: int, batch: int, overlap: bool, tile: int | None) -> dict:
+def _decode_job(source: str, model: str, threads: int, batch: int, overlap: bool, tile: int | None,
+                precision: str) -> dict:
     """In a fresh process: restore `source` with `model`; the report and this process's peak RSS."""
     torch.set_num_threads(threads)
-    restorer = Restorer(model, batch_size=batch, tile=tile, max_output_pixels=None)
-    with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore", MmsdWarning)  # bf16 where it is slow: measured on purpose
+        restorer = Restorer(model, batch_size=batch, tile=tile, max_output_pixels=None, precision=precision)
         report = restorer.restore_file(source, Path(folder) / "restored.mp4", progress=False,
                                        on_warning=lambda m: None, overlap=overlap)
     plan = restorer.plan(report.height // restorer.scale, report.width // restorer.scale)
     return {"frames": report.frames, "seconds": report.seconds, "fps": report.fps,
-            "peak_rss_mb": report.peak_rss_mb, "engine": report.engine, "overlap": overlap,
-            "output": [report.width, report.height], "tile": restorer.tile, "tiles": len(plan.tiles)}
+            "peak_rss_mb": report.peak_rss_mb, "engine": report.engine, "precision": report.precision,
+            "overlap": overlap, "output": [report.width, report.height], "tile": restorer.tile,
+            "tiles": len(plan.tiles)}
 
 
 def run_decode(source: Path, model: str | Path, *, threads: int, batch: int, overlap: bool = True,
-               tile: int | None = None) -> dict:
+               tile: int | None = None, precision: str = "fp32") -> dict:
     """`_decode_job` in a spawned process, so its peak RSS is its own."""
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_decode_job, str(source), str(model), threads, batch, overlap, tile).result()
+        return pool.submit(_decode_job, str(source), str(model), threads, batch, overlap, tile, precision).result()
 
 
 def sized_clip(clip: Path, path: Path, *, width: int, height: int, frames: int) -> Path:
@@ -201,7 +241,8 @@ def describe_clip(clip: Path) -> tuple[float, str]:
     return duration, f"{info.num_frames} frames, {info.width}x{info.height} (W x H) at {timing.describe()}"
 
 
-def profile_mmsd(network: nn.Module, config: dict, *, batch: int, repeats: int, cached: bool) -> dict[str, float]:
+def profile_mmsd(network: nn.Module, config: dict, *, batch: int, repeats: int, cached: bool,
+                 precision: str = "fp32") -> dict[str, float]:
     """ms per frame of each stage of MMSD-Net's forward, timed with forward hooks. `cached`: as the
     streaming decoder runs it, each window extracting the features of its one new frame only."""
     stages = {
@@ -235,7 +276,7 @@ def profile_mmsd(network: nn.Module, config: dict, *, batch: int, repeats: int, 
     b, t = lr.shape[:2]
     whole = 0.0
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(precision):
             features = network.frame_features(lr.flatten(0, 1)).view(b, t, -1, *LR_HW) if cached else None
             for step in range(repeats + 1):  # step 0 warms up
                 if step == 1:
@@ -309,6 +350,17 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print(_row([str(c) for c in r], widths))
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _fps(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -318,12 +370,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="architectures to time (default: all)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIG_NAMES), choices=CONFIG_NAMES,
                         help="random-weight configs (default: small paper)")
+    parser.add_argument("--only", nargs="+", metavar="LABEL",
+                        help="time only these of the models (labels as printed, e.g. 'mmsd (shipped)' mmsd-paper)")
     parser.add_argument("--frames", type=int, default=8, help="frames per measurement (default 8)")
     parser.add_argument("--batch", type=int, default=1,
                         help="windows per forward pass (default 1, the decoder's default on the CPU)")
     parser.add_argument("--threads", type=int, help="torch (and ONNX Runtime) threads (default: torch's, "
                                                     f"{torch.get_num_threads()} here)")
     parser.add_argument("--engines", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS,
+                        help="arithmetic of the torch engine's forwards, each timed (default: fp32 bf16; "
+                             "bf16 is autocast, fast only with AMX/AVX512-BF16)")
+    parser.add_argument("--train-steps", type=int, default=0, metavar="K",
+                        help="also time a training step (batch 8, 32x32 LR) of each network, median of K "
+                             "(default 0: no)")
     parser.add_argument("--e2e", nargs="*", metavar="LABEL",
                         help="models to time end to end on a synthesized clip, by label (default: those of "
                              f"{', '.join(E2E_DEFAULT)} in the run, and shipped models); --e2e alone: none")
@@ -363,37 +423,52 @@ def _tile(text: str) -> int | None:
 def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.batch < 1 or args.size_frames < 1 or args.size_repeats < 1:
         raise MmsdError("--frames, --batch, --size-frames and --size-repeats must be >= 1")
+    if args.train_steps < 0:
+        raise MmsdError("--train-steps must be >= 0")
     if args.clip is not None and not args.clip.is_file():
         raise MmsdError(f"--clip {args.clip}: no such file")
+    precisions = list(dict.fromkeys(args.precisions))
     set_threads(args.threads)
     threads = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"torch": torch.__version__, "threads": threads, "cpus": os.cpu_count(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "python": platform.python_version(),
             "lr_size": list(reversed(LR_HW)), "frames": args.frames, "batch": args.batch,
+            "precisions": precisions, "cpu": _cpu_name(), "fast_bf16": has_fast_bf16("cpu"),
             "load_average_before": list(os.getloadavg())}
     if "onnx" in args.engines:
         import onnxruntime
 
         meta["onnxruntime"] = onnxruntime.__version__
     plural = "s" if threads > 1 else ""
-    print(f"mmsd bench: {threads} thread{plural}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
+    print(f"mmsd bench: {threads} thread{plural}, {os.cpu_count()} CPUs ({meta['cpu']}, "
+          f"{'with' if meta['fast_bf16'] else 'no'} fast bf16), load average {os.getloadavg()[0]:.2f} "
           "(other jobs on the CPU move every figure)")
     if "onnx" in args.engines:
         from mmsd.onnx_engine import export_onnx
     todo = entries(args.models, args.configs)
+    if args.only:
+        unknown = set(args.only) - {e.label for e in todo}
+        if unknown:
+            raise MmsdError(f"--only: no model labelled {', '.join(sorted(unknown))}; "
+                            f"labels: {', '.join(e.label for e in todo)}")
+        todo = [e for e in todo if e.label in args.only]
     rows, results = [], []
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
         folder = Path(folder)
-        for entry in todo:
-            network = entry.build()
+        for entry, precision in itertools.product(todo, precisions):
+            network = entry.build()  # afresh: the Restorer below makes it channels-last
             result = {"label": entry.label, "arch": entry.arch, "weights": str(entry.weights or "random"),
-                      "params": sum(p.numel() for p in network.parameters())}
+                      "params": sum(p.numel() for p in network.parameters()), "precision": precision}
             if "torch" in args.engines:
-                result["forward_fps"] = time_forward(network, entry.config, frames=args.frames, batch=args.batch)
-                result["stream_fps"] = time_stream(Restorer(network, config=entry.config, batch_size=args.batch),
-                                                   frames=args.frames)
-            if "onnx" in args.engines and entry.arch != "bicubic":
+                result["forward_fps"] = time_forward(network, entry.config, frames=args.frames, batch=args.batch,
+                                                     precision=precision)
+                result["stream_fps"] = time_stream(Restorer(network, config=entry.config, batch_size=args.batch,
+                                                            precision=precision), frames=args.frames)
+            if args.train_steps and entry.arch != "bicubic":
+                result["train_step_seconds"] = time_train_step(entry.build(), entry.config, steps=args.train_steps,
+                                                               precision=precision)
+            if "onnx" in args.engines and entry.arch != "bicubic" and precision == "fp32":
                 start = time.perf_counter()
                 onnx_file = export_onnx(network, folder / f"{entry.label.split()[0]}.onnx", name=entry.arch,
                                         config=entry.config)
@@ -404,34 +479,40 @@ def run(args: argparse.Namespace) -> int:
                                                           batch=args.batch)
                 result["onnx_stream_fps"] = time_stream(onnx_restorer, frames=args.frames)
             results.append(result)
-            rows.append([entry.label, f"{result['params'] / 1e6:.2f} M", _fps(result.get("forward_fps")),
+            rows.append([entry.label, precision, f"{result['params'] / 1e6:.2f} M", _fps(result.get("forward_fps")),
                          _fps(result.get("stream_fps")), _fps(result.get("onnx_forward_fps")),
                          _fps(result.get("onnx_stream_fps")),
-                         f"{result['onnx_export_seconds']:.0f} s" if "onnx_export_seconds" in result else "-"])
-            print(f"  {entry.label}: " + ", ".join(f"{key} {_fps(result.get(key + '_fps'))}" for key in
-                                                   ("forward", "stream", "onnx_forward", "onnx_stream")) + " fps",
-                  flush=True)
-        by_label = {r["label"]: r for r in results}
+                         f"{result['onnx_export_seconds']:.0f} s" if "onnx_export_seconds" in result else "-",
+                         f"{result['train_step_seconds']:.3f} s" if "train_step_seconds" in result else "-"])
+            speeds = ", ".join(f"{key} {_fps(result.get(key + '_fps'))}"
+                               for key in ("forward", "stream", "onnx_forward", "onnx_stream"))
+            step = f", train step {result['train_step_seconds']:.3f} s" if "train_step_seconds" in result else ""
+            print(f"  {entry.label} ({precision}): {speeds} fps{step}", flush=True)
+        by_label = {(r["label"], r["precision"]): r for r in results}
         relative = {}
-        for name in args.configs:
-            mmsd, edvr = by_label.get(f"mmsd-{name}"), by_label.get(f"edvr-{name}")
+        for name, precision in itertools.product(args.configs, precisions):
+            mmsd, edvr = by_label.get((f"mmsd-{name}", precision)), by_label.get((f"edvr-{name}", precision))
             if mmsd and edvr and "forward_fps" in mmsd and "forward_fps" in edvr:
-                relative[name] = {"forward": edvr["forward_fps"] / mmsd["forward_fps"],
-                                  "stream": edvr["stream_fps"] / mmsd["stream_fps"]}
-        e2e = run_end_to_end(args, todo, results, folder, threads)
+                relative.setdefault(name, {})[precision] = {"forward": edvr["forward_fps"] / mmsd["forward_fps"],
+                                                            "stream": edvr["stream_fps"] / mmsd["stream_fps"]}
+        e2e = run_end_to_end(args, todo, results, folder, threads, precisions)
         sizes = run_sizes(args, folder, threads) if args.sizes else []
-        profile = run_profile(args, todo, folder) if args.profile else {}
+        profile = run_profile(args, todo, folder, precisions) if args.profile else {}
     meta["load_average_after"] = list(os.getloadavg())
 
     print_table(f"model throughput at 120x72 -> 480x288, frames/s ({threads} thread{plural}; batch {args.batch})",
-                ["model", "params", "forward", "stream", "onnx forward", "onnx stream", "onnx export"], rows)
-    for name, ratio in relative.items():
-        print(f"MMSD-Net {name} takes {ratio['forward']:.2f}x the time per frame of EDVR {name} (forward), "
-              f"{ratio['stream']:.2f}x when streaming")
+                ["model", "precision", "params", "forward", "stream", "onnx forward", "onnx stream", "onnx export",
+                 "train step"], rows)
+    for name, ratios in relative.items():
+        for precision, ratio in ratios.items():
+            print(f"MMSD-Net {name} takes {ratio['forward']:.2f}x the time per frame of EDVR {name} (forward, "
+                  f"{precision}), {ratio['stream']:.2f}x when streaming")
     if e2e:
         print_table(f"end to end: `Restorer.restore_file` of {e2e[0]['clip']}",
-                    ["model", "engine", "decode/encode overlap", "frames", "fps", "real-time factor", "peak RSS"],
-                    [[r["label"], r["engine"], "on" if r["overlap"] else "off", str(r["frames"]), f"{r['fps']:.2f}",
+                    ["model", "engine", "precision", "decode/encode overlap", "frames", "fps", "real-time factor",
+                     "peak RSS"],
+                    [[r["label"], r["engine"], r["precision"], "on" if r["overlap"] else "off", str(r["frames"]),
+                      f"{r['fps']:.2f}",
                       f"{r['real_time_factor']:.2f}", f"{r['peak_rss_mb']:.0f} MB"] for r in e2e])
     if sizes:
         print_table(f"peak memory and speed against input size: `restore_file`, model {args.size_model}, "
@@ -451,8 +532,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[dict], folder: Path,
-                   threads: int) -> list[dict]:
-    """restore_file of a synthesized clip, per model and engine, each in a fresh process."""
+                   threads: int, precisions: list[str]) -> list[dict]:
+    """restore_file of a synthesized clip, per model, engine and precision (torch; ONNX Runtime is fp32),
+    each in a fresh process."""
     labels = {e.label for e in todo}
     if args.e2e is None:
         wanted = {label for label in E2E_DEFAULT if label in labels} | {e.label for e in todo if e.weights}
@@ -477,16 +559,17 @@ def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[di
         else:
             source = folder / f"{entry.label}.safetensors"
             weights.save_model(source, name=entry.arch, config=entry.config, state=entry.build().state_dict())
-        models = [("torch", source)] if "torch" in args.engines else []
+        models = [("torch", source, precision) for precision in precisions] if "torch" in args.engines else []
         if entry.label in onnx_files:
-            models.append(("onnx", onnx_files[entry.label]))
-        for (engine, model), overlap in itertools.product(models, (True, False)):
-            result = run_decode(clip, model, threads=threads, batch=args.batch, overlap=overlap)
+            models.append(("onnx", onnx_files[entry.label], "fp32"))
+        for (engine, model, precision), overlap in itertools.product(models, (True, False)):
+            result = run_decode(clip, model, threads=threads, batch=args.batch, overlap=overlap, precision=precision)
             result |= {"label": entry.label, "clip": facts, "clip_seconds": duration,
                        "real_time_factor": result["seconds"] / duration}
             rows.append(result)
-            print(f"  {entry.label} ({engine}, overlap {'on' if overlap else 'off'}): {result['fps']:.2f} fps end to "
-                  f"end, real-time factor {result['real_time_factor']:.2f}, peak RSS {result['peak_rss_mb']:.0f} MB",
+            print(f"  {entry.label} ({engine}, {precision}, overlap {'on' if overlap else 'off'}): "
+                  f"{result['fps']:.2f} fps end to end, real-time factor {result['real_time_factor']:.2f}, "
+                  f"peak RSS {result['peak_rss_mb']:.0f} MB",
                   flush=True)
     return rows
 
@@ -517,20 +600,21 @@ def run_sizes(args: argparse.Namespace, folder: Path, threads: int) -> list[dict
     return rows
 
 
-def run_profile(args: argparse.Namespace, todo: list[Entry], folder: Path) -> dict[str, dict[str, float]]:
-    """MMSD-Net stage by stage (plain forward at batch 1 and 4; streaming at --batch), and the decoder's
-    other work."""
+def run_profile(args: argparse.Namespace, todo: list[Entry], folder: Path,
+                precisions: list[str]) -> dict[str, dict[str, float]]:
+    """MMSD-Net stage by stage, per precision (plain forward at batch 1 and 4; streaming at --batch), and
+    the decoder's other work."""
     profile = {}
-    for entry in todo:
+    for entry, precision in itertools.product(todo, precisions):
         if entry.arch != "mmsd":
             continue
         network = entry.build()
         for batch, cached in ((1, False), (4, False), (args.batch, True)):
-            title = f"{entry.label} per stage, ms/frame, batch {batch}"
+            title = f"{entry.label} per stage, ms/frame, {precision}, batch {batch}"
             if cached:  # as the Restorer runs it
                 network.to(memory_format=torch.channels_last)
                 title += ", streaming (features once per frame, channels-last)"
-            profile[title] = profile_mmsd(network, entry.config, batch=batch,
+            profile[title] = profile_mmsd(network, entry.config, batch=batch, precision=precision,
                                           repeats=max(1, math.ceil(args.frames / batch)), cached=cached)
     clip = args.clip or folder / "low.mp4"
     if not clip.is_file():

@@ -13,8 +13,9 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
-from mmsd.errors import MmsdError
+from mmsd.errors import MmsdError, MmsdWarning
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     # jobs, spinning made 2-thread runs 3-5x slower than 1 thread (docs/speed.md). The user's value wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     module_name, help_text = COMMANDS[name]
+    show_warning = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(name, show_warning)
     parser = argparse.ArgumentParser(prog=f"mmsd {name}", description=help_text)
     try:
         module = importlib.import_module(module_name)
@@ -70,6 +73,21 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"mmsd {name}: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = show_warning
+
+
+def _one_line_warnings(name: str, show):
+    """A `warnings.showwarning` that prints mmsd's own warnings as `mmsd NAME: warning: ...` and hands
+    the others (other libraries') to `show`."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, MmsdWarning):
+            print(f"mmsd {name}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 if __name__ == "__main__":

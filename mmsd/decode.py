@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from mmsd import emotions
+from mmsd import emotions, precision
 from mmsd.errors import MmsdError
 from mmsd.restore import (DEFAULT_MODEL, DEFAULT_TILE, ENGINES, LOW_LATENCY_MODEL, MAX_OUTPUT_HEIGHT,
                           MAX_OUTPUT_PIXELS, MAX_OUTPUT_WIDTH, Restorer, set_threads)
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f" {', '.join(emotions.NAMES)}, or an id 0..14")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--batch", type=int, help="frames per forward pass (default: 1 on the CPU, 4 on a GPU)")
+    precision.add_argument(parser)
     parser.add_argument("--threads", type=int,
                         help=f"CPU threads for the network (default: torch's, {torch.get_num_threads()} here;"
                              " 1 is faster while other jobs keep the cores busy)")
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise MmsdError(f"--low-latency restores one frame at a time; got --batch {args.batch}")
     model = args.model or (LOW_LATENCY_MODEL if args.low_latency else DEFAULT_MODEL)
     restorer = Restorer(model, device=args.device, batch_size=1 if args.low_latency else args.batch,
-                        engine=args.engine, tile=args.tile, max_output_pixels=None if args.force else MAX_OUTPUT_PIXELS)
+                        engine=args.engine, tile=args.tile, max_output_pixels=None if args.force else MAX_OUTPUT_PIXELS,
+                        precision=args.precision)
     if args.low_latency and not restorer.causal:
         raise MmsdError(f"--low-latency needs a causal model (trained with causal=true); {model} looks ahead "
                         f"{restorer.radius} frames")
@@ -72,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"wrote {report.output}: {report.frames} frames {report.width}x{report.height} (W x H) at "
           f"{report.timing.describe()}, model "
-          f"{report.model} ({report.engine}), emotion {report.emotion_source}, audio {report.audio}; "
+          f"{report.model} ({report.engine}, {report.precision}), emotion {report.emotion_source}, "
+          f"audio {report.audio}; "
           f"{report.fps:.1f} fps, latency {restorer.latency_frames} frames, peak memory {report.peak_rss_mb:.0f} MB")
     return 0

@@ -3,3 +3,7 @@
 
 class MmsdError(Exception):
     """Bad input or a failed step that the user can fix (a path, a file, an option)."""
+
+
+class MmsdWarning(UserWarning):
+    """Something the user should know that does not stop the work; the CLI prints it as one line."""

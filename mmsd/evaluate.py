@@ -33,6 +33,8 @@ Outputs in ``--out``: per_frame.csv; table1, ablation and emotion-gain tables as
 Markdown + JSON; results.md (all tables with the protocol); eval.json (protocol,
 models, timing); PNG figures (comparison grids, rate-quality plot); with ``--bd-rate``
 a CRF sweep (rate_sweep.csv) and BD-rates (bdrate.md/json, see `mmsd.bdrate`).
+``--precision`` sets the networks' arithmetic (`mmsd.precision`: auto is fp32 on a CPU
+without fast bf16); eval.json records it per model.
 
 BD-rate sweep: the clean LR frames are remade from the cache's HR frames with
 `mmsd.degrade.downsample` and coded at every sweep CRF with `mmsd.codec.encode_decode`
@@ -68,6 +70,7 @@ from mmsd import emotions, metrics
 from mmsd.bdrate import Curve, bd_rate
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
+from mmsd.precision import add_argument as add_precision_argument, autocast, resolve as resolve_precision
 from mmsd.weights import find_model
 
 BICUBIC = "bicubic"
@@ -139,6 +142,7 @@ class EvalModel:
     module: nn.Module
     info: dict = field(default_factory=dict)
     seconds: float = 0.0  # wall time spent restoring so far
+    precision: str = "fp32"  # of the forward, resolved (mmsd.precision)
 
     @property
     def window(self) -> tuple[int, bool]:
@@ -153,7 +157,9 @@ class EvalModel:
     def restore(self, batch) -> torch.Tensor:
         """Batch (or Frames) -> restored images (Tensor[B, 3, 4H, 4W]) clamped to [0, 1]."""
         started = time.perf_counter()
-        image = self.module(batch.lr, mfcc=batch.mfcc, emotion=batch.emotion).image.clamp(0.0, 1.0)
+        with autocast(self.precision):
+            image = self.module(batch.lr, mfcc=batch.mfcc, emotion=batch.emotion).image
+        image = image.float().clamp(0.0, 1.0)
         self.seconds += time.perf_counter() - started
         return image
 
@@ -165,10 +171,12 @@ def _bicubic(label: str, radius: int = 2, causal: bool = False) -> EvalModel:
     return EvalModel(label, BICUBIC, "built-in", dataclasses.asdict(cfg), Bicubic(cfg).eval())
 
 
-def load_model(spec: str) -> EvalModel:
+def load_model(spec: str, *, precision: str = "auto") -> EvalModel:
     """A model from 'bicubic', a name ('mmsd': shipped, or in $MMSD_MODELS) or a weights
     path; 'LABEL=SPEC' reports it under LABEL. A path's label is its file stem, or the run
-    folder's name for a trainer's 'model.safetensors'."""
+    folder's name for a trainer's 'model.safetensors'. precision: of its forward on the CPU
+    (`mmsd.precision`; Bicubic is fp32 whatever it is)."""
+    precision = resolve_precision(precision)
     label, sep, target = spec.partition("=")
     if not sep or not label or "/" in label:
         label, target = "", spec
@@ -195,13 +203,13 @@ def load_model(spec: str) -> EvalModel:
         raise MmsdError(f"{path}: cannot build model {name!r} from its file ({first})") from None
     if not label:
         label = path.parent.name if path.stem == "model" else path.stem
-    return EvalModel(label, name, str(path), config, module.eval(), info)
+    return EvalModel(label, name, str(path), config, module.eval(), info, precision=precision)
 
 
-def load_models(specs: Sequence[str]) -> list[EvalModel]:
+def load_models(specs: Sequence[str], *, precision: str = "auto") -> list[EvalModel]:
     """load_model for each spec; labels must be distinct. Bicubic takes the window of the first
     network so that it shares that network's pass over the data (it only reads the centre frame)."""
-    models = [load_model(spec) for spec in specs]
+    models = [load_model(spec, precision=precision) for spec in specs]
     labels = [m.label for m in models]
     repeated = sorted({x for x in labels if labels.count(x) > 1})
     if repeated:
@@ -753,6 +761,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep-clip-step", type=int, default=DEFAULT_SWEEP_CLIP_STEP, metavar="K",
                         help=f"sweep every K-th test clip (default {DEFAULT_SWEEP_CLIP_STEP}), with the tables' frames")
     parser.add_argument("--bd-anchor", default=BICUBIC, help="anchor of the BD-rates (default bicubic)")
+    add_precision_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -780,7 +789,7 @@ def run(args: argparse.Namespace) -> int:
         raise MmsdError(f"--batch and --sweep-clip-step must be >= 1, got {args.batch} and {args.sweep_clip_step}")
     started = time.monotonic()
     index = ClipIndex(args.data)
-    models = load_models(args.models)
+    models = load_models(args.models, precision=args.precision)
     labels = [m.label for m in models]
     for model, baseline in args.gain:
         if model not in labels or baseline not in labels:
@@ -838,7 +847,8 @@ def run(args: argparse.Namespace) -> int:
         "subset": dataclasses.asdict(subset),
         "hr_step": hr_step, "frames_per_model": len(rows) // len(models), "protocol": protocol,
         "models": [{"label": m.label, "arch": m.arch, "source": m.source, "config": m.config,
-                    "uses_emotion": m.uses_emotion, "eval_restore_seconds": restore_seconds[m.label]}
+                    "uses_emotion": m.uses_emotion, "precision": m.precision,
+                    "eval_restore_seconds": restore_seconds[m.label]}
                    for m in models],
         "eval_seconds": round(eval_seconds, 1), "total_seconds": round(time.monotonic() - started, 1),
         "tables": sorted(tables), "figures": figures, "rate_sweep": sweep,

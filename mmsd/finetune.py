@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 from mmsd.errors import MmsdError
+from mmsd.precision import add_argument as add_precision_argument
 
 FINETUNE_LR = 5e-5
 FINETUNE_ITERATIONS = 500
@@ -45,9 +46,11 @@ def actor_keys(cache: str | Path, actor: int) -> tuple[list[str], list[str]]:
 
 
 def adapt(*, weights: Path, actor: int, cache: Path, out: Path, iterations: int = FINETUNE_ITERATIONS,
-          lr: float = FINETUNE_LR, device: str = "auto", seed: int = 0, **train_options) -> Path:
+          lr: float = FINETUNE_LR, device: str = "auto", seed: int = 0, precision: str = "auto",
+          **train_options) -> Path:
     """Fine-tune the model in `weights` on the actor's statement-01 clips; the tuned model file.
-    train_options: further `TrainConfig` fields (e.g. batch_size, num_workers)."""
+    precision: of the forwards (`mmsd.precision`); train_options: further `TrainConfig` fields
+    (e.g. batch_size, num_workers)."""
     from mmsd.train import Trainer, TrainConfig
     from mmsd.weights import read_model
 
@@ -61,17 +64,19 @@ def adapt(*, weights: Path, actor: int, cache: Path, out: Path, iterations: int 
     cfg = TrainConfig(iterations=iterations, lr=lr, gan=False, train_actors=(actor,),
                       val_every=max(iterations, 1), seed=seed, **train_options)
     trainer = Trainer(model_name=name, model_config=config, cfg=cfg, cache=cache, out=out, device=device,
-                      init_state=tensors, train_keys=train_keys, val_keys=train_keys[:VAL_CLIPS])
+                      init_state=tensors, train_keys=train_keys, val_keys=train_keys[:VAL_CLIPS], precision=precision)
     trainer.fit(resume=trainer.checkpoint_path.is_file())
     return model_path
 
 
-def score(*, general: Path, tuned: Path, actor: int, cache: Path, progress: bool = True) -> dict:
+def score(*, general: Path, tuned: Path, actor: int, cache: Path, progress: bool = True,
+          precision: str = "auto") -> dict:
     """Face PSNR/SSIM of the general and the tuned model on the actor's statement-02 clips, per CRF."""
     from mmsd.evaluate import FrameSubset, evaluate, group_means, load_model
 
     _, test_keys = actor_keys(cache, actor)
-    models = [load_model(f"general={general}"), load_model(f"tuned={tuned}")]
+    models = [load_model(f"general={general}", precision=precision),
+              load_model(f"tuned={tuned}", precision=precision)]
     rows = evaluate(cache, models, actors=(actor,), keys=test_keys, subset=FrameSubset(PRIOR_FRAMES_PER_CLIP),
                     progress=progress)
     means = group_means(rows, ("model", "crf"))
@@ -126,6 +131,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"fine-tuning iterations per actor (default {FINETUNE_ITERATIONS})")
     parser.add_argument("--lr", type=float, default=FINETUNE_LR, help=f"learning rate (default {FINETUNE_LR})")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_precision_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars while scoring")
 
 
@@ -145,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
         folder = args.out / f"actor_{actor:02d}"
         folder.mkdir(exist_ok=True)
         tuned = adapt(weights=weights, actor=actor, cache=args.data, out=folder, iterations=args.iterations,
-                      lr=args.lr, device=args.device)
-        result = score(general=weights, tuned=tuned, actor=actor, cache=args.data, progress=not args.no_progress)
+                      lr=args.lr, device=args.device, precision=args.precision)
+        result = score(general=weights, tuned=tuned, actor=actor, cache=args.data, progress=not args.no_progress,
+                       precision=args.precision)
         atomic_write_text(folder / "prior.json", json.dumps(result, indent=1) + "\n")
         gains = ", ".join(f"CRF {c} {v['gain_db']:+.2f} dB" for c, v in result["crf"].items())
         print(f"actor {actor}: face PSNR gain of the tuned model: {gains}")

@@ -42,6 +42,9 @@ Choices:
   restored whole, exactly as before. Outputs over ``MAX_OUTPUT_PIXELS`` (3840x2160) are
   refused unless ``max_output_pixels=None``: such an input is not the low-resolution stream
   this tool is for.
+* Precision. ``auto`` (the default) runs the torch engine's forwards in bf16 autocast where the
+  hardware has fast bf16 (AMX or AVX512-BF16 CPUs, bf16 GPUs) and in fp32 elsewhere, as
+  `mmsd.precision` decides; the weights stay fp32. The onnx engine runs fp32.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from mmsd.audio import MfccConfig, iter_mfcc
 from mmsd.codec import CodecError, VideoWriter, frame_timing, iter_audio, probe, read_frames
 from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
+from mmsd.precision import autocast, resolve as resolve_precision
 from mmsd.timing import FrameTiming
 
 DEFAULT_MODEL = "mmsd"
@@ -111,6 +115,7 @@ class DecodeReport:
     audio: str  # "copied", "none"
     warnings: list[str] = field(default_factory=list)
     engine: str = "torch"
+    precision: str = "fp32"
 
 
 class Restorer:
@@ -132,6 +137,8 @@ class Restorer:
             A frame that fits one tile is restored whole, as with 0.
         max_output_pixels: refuse (MmsdError, before restoring anything) a video whose output would
             have more pixels than this; None: no limit.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (`mmsd.precision`; bf16 with the torch
+            engine only). The resolved one is ``self.precision``.
     """
 
     def __init__(
@@ -144,6 +151,7 @@ class Restorer:
         engine: str | None = None,
         tile: int | None = None,
         max_output_pixels: int | None = MAX_OUTPUT_PIXELS,
+        precision: str = "auto",
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -157,6 +165,9 @@ class Restorer:
         if self.engine == "onnx" and self.device.type != "cpu":
             raise MmsdError(f"the onnx engine runs on the CPU, not on {self.device}")
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 4)
+        if self.engine == "onnx" and precision not in ("auto", "fp32"):
+            raise ValueError(f"precision {precision!r}: the onnx engine runs fp32 (use auto or fp32)")
+        self.precision = "fp32" if self.engine == "onnx" else resolve_precision(precision, self.device)
         if onnx_file:
             from mmsd.onnx_engine import OnnxNetwork
 
@@ -313,6 +324,10 @@ class Restorer:
     @torch.inference_mode()
     def _run(self, window: deque, base: int, first: int, count: int, total: int | None) -> np.ndarray:
         """Restore frames first .. first + count - 1 of the window: (count, sH, sW, 3) uint8."""
+        with autocast(self.precision, self.device):
+            return self._restore(window, base, first, count, total)
+
+    def _restore(self, window: deque, base: int, first: int, count: int, total: int | None) -> np.ndarray:
         last = (total if total is not None else base + len(window)) - 1
         index = [[min(max(t + o, 0), last) - base for o in self.offsets] for t in range(first, first + count)]
         flat = [i for row in index for i in row]
@@ -513,6 +528,7 @@ class Restorer:
             output=dst, frames=count, seconds=seconds, fps=count / seconds if seconds > 0 else float("inf"),
             peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, timing=timing, model=self.name,
             emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned, engine=self.engine,
+            precision=self.precision,
         )
 
 
@@ -630,8 +646,8 @@ class _WindowFrame:
 
 
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) float images in [0, 1] (clamped here) -> (B, H, W, 3) uint8 frames."""
-    return image.clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    """(B, 3, H, W) float images in [0, 1] (clamped here; bf16 widened first) -> (B, H, W, 3) uint8 frames."""
+    return image.float().clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _to_float(frames: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,10 @@ optimisers and the torch RNG, so `--resume RUN` continues exactly where the
 checkpoint left off (10 + 10 iterations equal 20 straight). Checkpoints are written
 atomically every `checkpoint_every` iterations, so a kill loses at most that many.
 
+Precision (`--precision`, `mmsd.precision`): auto runs the forwards in bf16 autocast where the
+hardware has fast bf16 and in fp32 elsewhere; the losses, weights, optimiser state and checkpoints
+are fp32 either way, so a run may resume at another precision.
+
 Multi-GPU: run the same command under `torchrun --nproc-per-node K`; each rank takes
 its own share of every global batch position, gradients are averaged by DDP, and rank
 0 alone logs, validates and writes checkpoints.
@@ -59,6 +63,7 @@ from mmsd.errors import MmsdError
 from mmsd.models import MODELS, build_model, load_config
 from mmsd.models import losses
 from mmsd.models.discriminator import Discriminator
+from mmsd.precision import add_argument as add_precision_argument, autocast, resolve as resolve_precision
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -217,12 +222,15 @@ class Trainer:
 
     def __init__(self, *, model_name: str, model_config: dict, cfg: TrainConfig, cache: Path, out: Path,
                  device: str = "auto", init_state: dict[str, torch.Tensor] | None = None,
-                 train_keys: Sequence[str] | None = None, val_keys: Sequence[str] | None = None):
+                 train_keys: Sequence[str] | None = None, val_keys: Sequence[str] | None = None,
+                 precision: str = "auto"):
         """init_state: weights to start from (fine-tuning); train_keys / val_keys: clip keys to use
-        instead of the default split of the training actors' clips."""
+        instead of the default split of the training actors' clips; precision: of the forwards
+        (auto, fp32, bf16; `mmsd.precision`)."""
         self.cfg, self.cache, self.out = cfg, Path(cache), Path(out)
         self.model_name, self.model_config = model_name, model_config
         self.dist = _init_distributed(device)
+        self.precision = resolve_precision(precision, self.dist.device)
         torch.manual_seed(cfg.seed)
         self.model = build_model(model_name, model_config).to(self.dist.device)
         if init_state is None and cfg.init:
@@ -341,21 +349,23 @@ class Trainer:
         batch = batch.to(self.dist.device)
         self._set_lr()
         self.model.train()
-        out = self.ddp_model(batch.lr, mfcc=batch.mfcc, emotion=batch.emotion, crop=batch.crop)
-        l1 = F.l1_loss(out.image, batch.hr)
+        with autocast(self.precision, self.dist.device):  # the losses below stay fp32
+            out = self.ddp_model(batch.lr, mfcc=batch.mfcc, emotion=batch.emotion, crop=batch.crop)
+        image = out.image.float()
+        l1 = F.l1_loss(image, batch.hr)
         loss, terms = l1, {"l1": l1.item()}
         if out.au is not None:
-            l_e = losses.au_loss(out.au, batch.au, batch.au_mask)
+            l_e = losses.au_loss(out.au.float(), batch.au, batch.au_mask)
             loss = loss + cfg.au_weight * l_e
             terms["au"] = l_e.item()
         if self.disc is not None and self.iteration >= self.adv_start:
             # D: real HR vs restored (detached), both under the sent emotion state
-            d_loss = losses.discriminator_loss(self.ddp_disc(batch.hr, batch.emotion),
-                                               self.ddp_disc(out.image.detach(), batch.emotion))
+            d_loss = losses.discriminator_loss(self._disc_logits(batch.hr, batch.emotion),
+                                               self._disc_logits(image.detach(), batch.emotion))
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
-            l_adv = losses.generator_adversarial_loss(self.ddp_disc(out.image, batch.emotion))
+            l_adv = losses.generator_adversarial_loss(self._disc_logits(image, batch.emotion))
             loss = loss + cfg.adv_weight * l_adv
             terms |= {"adv": l_adv.item(), "d": d_loss.item()}
         self.opt_g.zero_grad(set_to_none=True)
@@ -365,6 +375,11 @@ class Trainer:
             terms["offset"] = float(out.offset_abs_mean.detach())
         return terms
 
+    def _disc_logits(self, image: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """D(image, s) (Tensor[B], fp32), its forward at the run's precision."""
+        with autocast(self.precision, self.dist.device):
+            return self.ddp_disc(image, emotion).float()
+
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:
         """Mean face-region PSNR (dB) of restored vs HR on the held-out clips, per CRF and overall."""
@@ -372,8 +387,9 @@ class Trainer:
         per_crf: dict[int, list[float]] = {}
         for i in range(len(self.val_set)):
             sample = collate([self.val_set[i]]).to(self.dist.device)
-            image = self.model(sample.lr, mfcc=sample.mfcc, emotion=sample.emotion).image
-            restored = metrics.to_uint8(image[0].permute(1, 2, 0).cpu().numpy())
+            with autocast(self.precision, self.dist.device):
+                image = self.model(sample.lr, mfcc=sample.mfcc, emotion=sample.emotion).image
+            restored = metrics.to_uint8(image[0].float().permute(1, 2, 0).cpu().numpy())
             target = metrics.to_uint8(sample.hr[0].permute(1, 2, 0).cpu().numpy())
             box = sample.face_box[0].tolist()
             score = metrics.psnr(metrics.region(restored, box), metrics.region(target, box))
@@ -473,13 +489,13 @@ class _CsvLog:
 
 
 def start(*, cache: Path, out: Path, model_name: str, model_config: dict, cfg: TrainConfig,
-          device: str = "auto") -> dict:
+          device: str = "auto", precision: str = "auto") -> dict:
     """A new run in `out` (refused if it already holds one)."""
     out = Path(out)
     if (out / "run.json").exists():
         raise MmsdError(f"{out} already holds a run; continue it with --resume {out}")
     trainer = Trainer(model_name=model_name, model_config=model_config, cfg=cfg, cache=cache, out=out,
-                      device=device)
+                      device=device, precision=precision)
     if trainer.dist.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "run.json").write_text(json.dumps({
@@ -489,7 +505,7 @@ def start(*, cache: Path, out: Path, model_name: str, model_config: dict, cfg: T
     return trainer.fit()
 
 
-def resume(out: Path, *, iterations: int | None = None, device: str = "auto") -> dict:
+def resume(out: Path, *, iterations: int | None = None, device: str = "auto", precision: str = "auto") -> dict:
     """Continue the run in `out` from its last checkpoint, optionally to a new iteration count."""
     out = Path(out)
     try:
@@ -498,7 +514,8 @@ def resume(out: Path, *, iterations: int | None = None, device: str = "auto") ->
         raise MmsdError(f"{out}: no run to resume (run.json missing)") from None
     values = run["train_config"] | ({"iterations": iterations} if iterations else {})
     trainer = Trainer(model_name=run["model"], model_config=run["model_config"],
-                      cfg=config_from_dict(TrainConfig, values), cache=Path(run["data"]), out=out, device=device)
+                      cfg=config_from_dict(TrainConfig, values), cache=Path(run["data"]), out=out, device=device,
+                      precision=precision)
     if not trainer.checkpoint_path.exists():
         raise MmsdError(f"{out}: no checkpoint yet; start the run again")
     return trainer.fit(resume=True)
@@ -534,6 +551,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_precision_argument(parser)
 
 
 def _mix_pair(text: str) -> tuple[str, float]:
@@ -572,7 +590,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
-        resume(args.resume, iterations=args.iterations, device=args.device)
+        resume(args.resume, iterations=args.iterations, device=args.device, precision=args.precision)
         return 0
     if args.data is None or args.out is None:
         raise MmsdError("a new run needs --data CACHE and --out RUN (or --resume RUN)")
@@ -588,5 +606,5 @@ def run(args: argparse.Namespace) -> int:
         model_config = dataclasses.asdict(load_config(args.config, model=args.model, **_parse_overrides(args.set)))
     cfg = config_from_dict(TrainConfig, given)
     start(cache=args.data, out=args.out, model_name=model_name, model_config=model_config, cfg=cfg,
-          device=args.device)
+          device=args.device, precision=args.precision)
     return 0

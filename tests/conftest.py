@@ -144,3 +144,15 @@ def portrait_cache(tmp_path_factory) -> Path:
     build_cache(out, content.jobs("portraits", clips=1, frames=6), PrepareSettings(crfs=(15, 40), crop="whole"),
                 progress=False, log=lambda line: None)
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: on tiny workloads a second thread only adds OpenMP wake-ups,
+    many times slower on a busy CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

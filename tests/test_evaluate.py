@@ -288,8 +288,9 @@ def test_finetune_adapts_on_statement_1_and_scores_statement_2(prepared_cache, t
     class FakeTrainer:
         """Records the hook arguments the person prior needs and 'trains' by copying the weights."""
 
-        def __init__(self, *, model_name, model_config, cfg, cache, out, device, init_state, train_keys, val_keys):
-            calls.update(cfg=cfg, train_keys=train_keys, val_keys=val_keys, init_state=init_state)
+        def __init__(self, *, model_name, model_config, cfg, cache, out, device, init_state, train_keys, val_keys,
+                     precision):
+            calls.update(cfg=cfg, train_keys=train_keys, val_keys=val_keys, init_state=init_state, precision=precision)
             self.args = (model_name, model_config, init_state, Path(out))
             self.checkpoint_path = Path(out) / "checkpoint.safetensors"
 
@@ -306,6 +307,7 @@ def test_finetune_adapts_on_statement_1_and_scores_statement_2(prepared_cache, t
     assert finetune.run(args) == 0
     assert calls["train_keys"] == ["Actor_19/01-01-05-01-01-02-19"]  # statement 01 only
     assert calls["cfg"].train_actors == (19,) and calls["cfg"].iterations == 3 and not calls["cfg"].gan
+    assert calls["precision"] == "auto"
     assert set(calls["init_state"]) == set(mmsd.weights.read(general)[0])
     result = json.loads((tmp_path / "prior" / "actor_19" / "prior.json").read_text())
     assert result["test_clips"] == ["Actor_19/01-01-08-02-02-01-19"]  # statement 02 only

@@ -129,7 +129,7 @@ def test_export_and_decode_from_the_command_line(tmp_path, capsys, keep_threads)
             writer.write(np.full((24, 32, 3), 20 * t, np.uint8))
     out = tmp_path / "restored.mp4"
     assert main(["decode", str(low), "-o", str(out), "--model", str(graph), "-q", "--threads", "1"]) == 0
-    assert "(onnx)" in capsys.readouterr().out
+    assert "(onnx, fp32)" in capsys.readouterr().out
     assert (probe(out).num_frames, probe(out).width, probe(out).height) == (7, 128, 96)
 
 

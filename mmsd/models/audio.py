@@ -34,7 +34,13 @@ class AudioEncoder(nn.Module):
         self.lstm = nn.LSTM(n_mfcc, hidden, num_layers=layers, batch_first=True, bidirectional=True)
 
     def forward(self, mfcc: Tensor) -> Tensor:
-        """mfcc (Tensor[B, T, K, M]) -> Tensor[B, 2*hidden]."""
+        """mfcc (Tensor[B, T, K, M]) -> Tensor[B, 2*hidden] (fp32, also under autocast)."""
+        device = mfcc.device.type
+        if torch.is_autocast_enabled(device):
+            # fp32 under autocast: oneDNN has no bf16 LSTM without AVX-512 (it raises), and these
+            # steps are too small to gain from bf16 anyway
+            with torch.autocast(device, enabled=False):
+                return self.forward(mfcc.float())
         b, t, k, m = mfcc.shape
         seq = self.norm(mfcc.reshape(b * t * k, m)).view(b, t * k, m)  # (B, A=T*K, M)
         _, (h_n, _) = self.lstm(seq)  # h_n: (layers*2, B, hidden)

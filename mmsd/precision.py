@@ -1,0 +1,85 @@
+"""Arithmetic precision of the networks' forward passes: ``auto``, ``fp32`` or ``bf16``.
+
+One place decides it for every front door (`mmsd train`, `finetune`, `eval`, `decode`,
+`bench` and the `Restorer`):
+
+* ``bf16`` runs forwards under ``torch.autocast(device, torch.bfloat16)``: convolutions and
+  matmuls in bfloat16, the rest in fp32. Weights, optimiser state and checkpoints stay fp32;
+  the deformable convolution's bilinear sampling stays fp32 (`mmsd.models.deform`).
+* ``auto`` is ``bf16`` where the hardware runs it fast, else ``fp32``: on the CPU, AMX or
+  AVX512-BF16 (Intel Sapphire Rapids and later, AMD Zen 4 and later), as torch's CPU
+  feature checks report them; on CUDA, a GPU with bf16 (Ampere and later). fp16 is not
+  offered: it would need loss scaling in training and overflows where bf16 does not.
+* ``bf16`` asked for explicitly where it is not fast still runs (oneDNN emulates it on
+  AVX-512 or AVX2) but with an `MmsdWarning`: on this project's AMD EPYC (Zen 3, AVX2) it is
+  slower than fp32 (docs/speed.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import torch
+
+from mmsd.errors import MmsdWarning
+
+PRECISIONS = ("auto", "fp32", "bf16")
+CPUINFO = Path("/proc/cpuinfo")  # Linux; read only when torch lacks its CPU feature checks
+_CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU has bf16 matrix instructions (AMX or AVX512-BF16) for oneDNN to use."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if all(callable(check) for check in checks):
+        return any(check() for check in checks)
+    try:  # a torch without the checks: the kernel's CPU flags (Linux)
+        flags = set(CPUINFO.read_text().split())
+    except OSError:
+        return False
+    return any(flag in flags for flag in _CPU_BF16_FLAGS)
+
+
+def has_fast_bf16(device: str | torch.device = "cpu") -> bool:
+    """True when bf16 autocast is expected to beat fp32 on `device`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and cpu_has_fast_bf16()
+
+
+def resolve(precision: str, device: str | torch.device = "cpu") -> str:
+    """The precision to run on `device`: ``"fp32"`` or ``"bf16"`` (``auto`` decided here).
+
+    Raises ValueError for a name not in PRECISIONS; warns (MmsdWarning) when ``bf16`` is
+    asked for on hardware that has no fast bf16."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    fast = has_fast_bf16(device)
+    if precision == "auto":
+        return "bf16" if fast else "fp32"
+    if precision == "bf16" and not fast:
+        where = "this CPU has no AMX or AVX512-BF16" if torch.device(device).type == "cpu" else f"{device} has no bf16"
+        warnings.warn(f"bf16 requested, but {where}: it runs slower than fp32 here (--precision auto picks fp32)",
+                      MmsdWarning, stacklevel=2)
+    return precision
+
+
+def autocast(precision: str, device: str | torch.device = "cpu") -> AbstractContextManager:
+    """The context to run forwards in at a resolved precision: bf16 autocast, or nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise ValueError(f"autocast needs a resolved precision (fp32 or bf16), got {precision!r}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+def add_argument(parser, *, default: str = "auto") -> None:
+    """The ``--precision`` option every front door shares."""
+    parser.add_argument("--precision", choices=PRECISIONS, default=default,
+                        help="arithmetic of the network's forward: bf16 autocast (weights stay fp32), fp32, or "
+                             "auto = bf16 where the hardware runs it fast (CPU with AMX/AVX512-BF16, CUDA "
+                             f"with bf16), else fp32 (default {default})")
