@@ -279,7 +279,7 @@ def test_variable_frame_rate_source_and_a_broken_csv(tmp_path):
     report = prepare_corpus(tmp_path / "corpus", tmp_path / "cache", crfs=(40,), progress=False, log=lambda line: None)
     assert report.prepared == 1 and not report.failed
     clip = ClipIndex(tmp_path / "cache").clips[0]
-    assert clip.num_frames == 12 and 29 < clip.fps < 31 and clip.kbps[40] > 0
+    assert clip.num_frames == 12 and 28.5 < clip.fps < 29.5 and clip.kbps[40] > 0  # the timestamps' mean rate
     assert not clip.has_au and not clip.has_audio
     meta = json.loads((clip.path / "meta.json").read_text())
     assert any("OpenFace CSV ignored" in note for note in meta["notes"])
