@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 #   make results   Table 1, ablation, per-emotion gains, figures, BD-rate, person prior -> results/
 #   make realfaces the real-face validation set (shipped portraits) and every shipped model on it -> results/realfaces/
 DATA := data/cache
-SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency
+SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency mmsd-real
 
 .PHONY: demo test venv dist clean corpus weights results realfaces
 

@@ -44,14 +44,21 @@ MODELS: dict[str, tuple[list[str], str]] = {  # in training order: the slow base
                  f"MMSD-Net small with the emotion-conditioned cGAN (L_adv from iteration {GAN_START})"),
     "mmsd-lowlatency": (["--model", "mmsd", "--set", "causal=true"],
                         "MMSD-Net small with a causal window t-4..t: no future frame, no look-ahead delay"),
+    # issue 13's first step to real faces: the shipped mmsd tuned on a mixture with real-image content
+    # (needs `mmsd content photos --frames 40` and `mmsd content leaves --clips 30 --frames 40` first)
+    "mmsd-real": (["--init", "mmsd", "--mix", "data/photos:0.3", "data/leaves:0.1", "--iterations", "800",
+                   "--lr", "1e-4"],
+                  "MMSD-Net small (the shipped `mmsd`) tuned 800 iterations on a mixture: 60% the synthetic "
+                  "corpus, 30% natural-photo clips, 10% dead leaves (`mmsd content`); for real faces"),
 }
 
 
 def train(name: str, data: Path, runs: Path) -> int:
+    """Start or resume one run; the model's own arguments come after COMMON, so they win."""
     run = runs / name
     mmsd = [sys.executable, "-m", "mmsd.cli", "train"]
     if (run / "checkpoint.safetensors").exists():
-        command = mmsd + ["--resume", str(run), "--iterations", str(ITERATIONS)]
+        command = mmsd + ["--resume", str(run)]
     else:
         shutil.rmtree(run, ignore_errors=True)  # a start killed before its first checkpoint
         command = mmsd + ["--data", str(data), "--out", str(run), *COMMON, *MODELS[name][0]]
@@ -71,21 +78,25 @@ def ship(name: str, runs: Path, weights: Path) -> None:
     if not source.is_file():
         raise SystemExit(f"{name}: run not finished ({source} not written yet)")
     arch, config, tensors, info = read_model(source)
-    if info.get("iterations") != ITERATIONS:
-        raise SystemExit(f"{name}: run not finished ({info.get('iterations')} of {ITERATIONS} iterations)")
+    train_cfg = info["train_config"]
+    if info.get("iterations") != train_cfg["iterations"]:
+        raise SystemExit(f"{name}: run not finished ({info.get('iterations')} of {train_cfg['iterations']} iterations)")
     from mmsd.models import build_model, complexity
 
     size = complexity(build_model(arch, config))
     weights.mkdir(exist_ok=True)
     shutil.copyfile(source, weights / f"{name}.safetensors")
-    train_cfg = info["train_config"]
     val = info.get("validation_face_psnr", {})
+    mix = "".join(f", {share:.0%} of the samples from `{os.path.relpath(cache, ROOT)}`" for cache, share in
+                  train_cfg.get("mix", []))
+    init = f"- starts from: `{os.path.relpath(train_cfg['init'], ROOT)}`" if train_cfg.get("init") else None
     lines = [
         f"# {name}", "", MODELS[name][1] + ".", "",
         f"- network: `{arch}`, {size}",
         f"- config: `{json.dumps(config, sort_keys=True)}`",
         f"- data: `{os.path.relpath(info['data'], ROOT)}` (the default synthetic corpus, `mmsd synth` + `mmsd prepare`), "
-        f"training actors {train_cfg['train_actors'][0]}-{train_cfg['train_actors'][-1]}, all CRFs mixed",
+        f"training actors {train_cfg['train_actors'][0]}-{train_cfg['train_actors'][-1]}, all CRFs mixed{mix}",
+        *([init] if init else []),
         f"- training: {info['iterations']} iterations, batch {train_cfg['batch_size']}, LR patch "
         f"{train_cfg['patch']}x{train_cfg['patch']} ({train_cfg['crop_focus']}-centred crops), Adam "
         f"{tuple(train_cfg['betas'])}, lr {train_cfg['lr']:g} -> {train_cfg['lr_min']:g} ({train_cfg['lr_schedule']})"
