@@ -168,6 +168,8 @@ class Restorer:
         if self.engine == "onnx" and precision not in ("auto", "fp32"):
             raise ValueError(f"precision {precision!r}: the onnx engine runs fp32 (use auto or fp32)")
         self.precision = "fp32" if self.engine == "onnx" else resolve_precision(precision, self.device)
+        # what the user asked for ('mmsd-real', a path): reports name it; self.name is the architecture
+        self.label = str(model) if not isinstance(model, nn.Module) else type(model).__name__.lower()
         if onnx_file:
             from mmsd.onnx_engine import OnnxNetwork
 
@@ -504,7 +506,7 @@ class Restorer:
                     writer = VideoWriter(
                         dst, width=frame.shape[1], height=frame.shape[0], timing=timing, crf=crf, preset=preset,
                         audio_from=src if info.has_audio else None,
-                        metadata={"comment": f"restored by mmsd {mmsd.__version__}, model {self.name}"},
+                        metadata={"comment": f"restored by mmsd {mmsd.__version__}, model {self.label}"},
                     )
                 encoder.call(writer.write, frame)
                 count += 1
@@ -526,7 +528,7 @@ class Restorer:
         seconds = time.perf_counter() - start
         return DecodeReport(
             output=dst, frames=count, seconds=seconds, fps=count / seconds if seconds > 0 else float("inf"),
-            peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, timing=timing, model=self.name,
+            peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, timing=timing, model=self.label,
             emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned, engine=self.engine,
             precision=self.precision,
         )

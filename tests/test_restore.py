@@ -211,6 +211,7 @@ def test_restore_file_feeds_side_information_and_audio(tmp_path, monkeypatch):
     restorer = Restorer(weights, batch_size=5)
     report = restorer.restore_file(src, tmp_path / "out.mp4", progress=False, on_warning=pytest.fail)
     assert (report.frames, report.width, report.height, report.emotion_source) == (12, 160, 96, "side information")
+    assert report.model == str(weights)  # the model as the user named it
     calls = restorer.model.calls
     assert torch.cat([e for _, _, e in calls]).tolist() == [3] * 5 + [9] * 7
     expected = mfcc_for_frames(read_audio(src), 12, Fraction(25), MfccConfig())
@@ -403,6 +404,7 @@ def test_a_shipped_name_loads_even_beside_a_folder_of_that_name(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     restorer = Restorer("mmsd")
     assert (restorer.radius, restorer.causal) == (1, True)
+    assert (restorer.label, restorer.name) == ("mmsd", "bicubic")  # reports say the name given, not the architecture
     assert mmsd.restore.shipped_models() == ["bicubic", "mmsd"]
 
 
