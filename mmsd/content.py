@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsd.degrade import DegradeConfig
+from mmsd.degrade import DegradeConfig, boxes_from_face
 from mmsd.errors import MmsdError
 from mmsd.prepare import NUM_AUS, ClipContent, EntryJob, PrepareSettings, build_cache
 from mmsd.stills import NATURAL, PORTRAITS, Motion, animate, tint_grey
@@ -44,17 +44,10 @@ def _content(frames: np.ndarray, face: np.ndarray | None, labels: dict, cfg: Deg
     num_frames = len(frames)
     if face is None:
         face = np.tile([0.0, 0.0, cfg.hr_width, cfg.hr_height], (num_frames, 1))
-    fx0, fy0, fx1, fy1 = cfg.mouth_in_face
-    w, h = face[:, 2] - face[:, 0], face[:, 3] - face[:, 1]
-    mouth = np.stack([face[:, 0] + fx0 * w, face[:, 1] + fy0 * h, face[:, 0] + fx1 * w, face[:, 1] + fy1 * h], 1)
-
-    def clip_boxes(boxes: np.ndarray) -> np.ndarray:
-        limit = [cfg.hr_width, cfg.hr_height, cfg.hr_width, cfg.hr_height]
-        return np.clip(np.rint(boxes), 0, limit).astype(np.int32)
-
+    face_box, mouth_box = boxes_from_face(face, cfg)
     return ClipContent(hr=frames, timing=FrameTiming.constant(FPS), samples=np.zeros(0, np.float32),
                        au=np.zeros((num_frames, NUM_AUS), np.float32), au_mask=np.zeros(num_frames, bool),
-                       face_box=clip_boxes(face), mouth_box=clip_boxes(mouth), labels=labels)
+                       face_box=face_box, mouth_box=mouth_box, labels=labels)
 
 
 def _labels(key: str, name: str, actor: int, statement: int, repetition: int, source: str, size) -> dict:

@@ -300,11 +300,16 @@ def face_mouth_boxes(
             box = to_hr(np.asarray(crop.face).reshape(2, 2), crop, cfg).reshape(4)
         else:
             box = _centre_face_guess(cfg)
-        fx0, fy0, fx1, fy1 = cfg.mouth_in_face
-        w, h = box[2] - box[0], box[3] - box[1]
-        mouth_box = np.array([box[0] + fx0 * w, box[1] + fy0 * h, box[0] + fx1 * w, box[1] + fy1 * h])
-        face = np.tile(box, (num_frames, 1))
-        mouth = np.tile(mouth_box, (num_frames, 1))
+        return boxes_from_face(np.tile(box, (num_frames, 1)), cfg)
+    return _clip_boxes(face, cfg), _clip_boxes(mouth, cfg)
+
+
+def boxes_from_face(face: np.ndarray, cfg: DegradeConfig = DegradeConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Face boxes (T, 4) float in HR pixels, and the mouth as the fixed lower part of each
+    (`mouth_in_face`): two (T, 4) int32 arrays, clipped to the frame."""
+    fx0, fy0, fx1, fy1 = cfg.mouth_in_face
+    w, h = face[:, 2] - face[:, 0], face[:, 3] - face[:, 1]
+    mouth = np.stack([face[:, 0] + fx0 * w, face[:, 1] + fy0 * h, face[:, 0] + fx1 * w, face[:, 1] + fy1 * h], 1)
     return _clip_boxes(face, cfg), _clip_boxes(mouth, cfg)
 
 
