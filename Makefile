@@ -7,13 +7,18 @@ STAMP := $(VENV)/.installed
 
 # The rest regenerates what is committed, on this 2-core CPU (see README):
 #   make corpus    the synthetic corpus and its cache under data/ (~25 min)
-#   make weights   train the shipped small models with one budget (hours; resumable) and ship them
-#   make results   Table 1, ablation, per-emotion gains, figures, BD-rate, person prior -> results/
+#   make realdata  the rest of the training mixture: photo and dead-leaves clips, far faces, voice variants (~25 min)
+#   make weights   train the shipped small models (stage 1, hours), tune them on the mixture (stage 2), ship them
+#   make results   Table 1, ablation, per-emotion gains, figures, BD-rate -> results/ (the person prior: make prior)
 #   make realfaces the real-face validation set (shipped portraits) and every shipped model on it -> results/realfaces/
+#   make scales    faces at a third of the crop's scale: unseen synthetic actors in 320x180 whole frames -> results/scales/
+#   make voices    mismatched audio: each test clip restored with another actor's voice -> results/voices/
 DATA := data/cache
-SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency mmsd-real
+SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency
+# second seeds of stage 2 (run-to-run spread; evaluated, not shipped)
+SEEDS := mmsd-seed1=results/seeds/mmsd-seed1.safetensors edvr-seed1=results/seeds/edvr-seed1.safetensors
 
-.PHONY: demo test venv dist clean corpus weights results realfaces
+.PHONY: demo test venv dist clean corpus realdata weights results prior realfaces scales voices
 
 venv: $(STAMP)
 
@@ -39,21 +44,47 @@ corpus: $(STAMP)
 	$(BIN)/mmsd synth --out data/synth --workers 2
 	$(BIN)/mmsd prepare data/synth --out $(DATA) --workers 2
 
+realdata: $(STAMP)
+	$(BIN)/mmsd content photos --out data/photos --frames 40
+	$(BIN)/mmsd content leaves --out data/leaves --clips 30 --frames 40
+	$(BIN)/mmsd synth --out data/synth-far --actors 18 --face-scale 0.35 0.9 --states neutral happy-normal calm-normal \
+		--statements 1 --workers 2
+	$(BIN)/mmsd prepare data/synth-far --out data/cache-far --crop whole --workers 2
+	$(BIN)/mmsd voices $(DATA) --variants 3 --workers 2
+
 weights: $(STAMP)
 	$(BIN)/python scripts/train_shipped.py --data $(DATA)
 	$(BIN)/python scripts/train_shipped.py --ship
+	$(BIN)/python scripts/train_shipped.py --stage real --data $(DATA)
+	$(BIN)/python scripts/train_shipped.py --stage real --ship
+	mkdir -p results/seeds
+	cp runs/real/mmsd-seed1/model.safetensors results/seeds/mmsd-seed1.safetensors
+	cp runs/real/edvr-seed1/model.safetensors results/seeds/edvr-seed1.safetensors
 
 results: $(STAMP)
-	$(BIN)/mmsd eval --data $(DATA) --models $(SHIPPED) --table1 bicubic dbpn edvr mmsd \
+	$(BIN)/mmsd eval --data $(DATA) --models $(SHIPPED) $(SEEDS) --table1 bicubic dbpn edvr edvr-seed1 mmsd mmsd-seed1 \
 		--ablation mmsd-image mmsd-audio mmsd mmsd-gan --gain mmsd:edvr mmsd:mmsd-image mmsd-lowlatency:mmsd \
 		--bd-rate --out results
+
+prior: $(STAMP)
 	$(BIN)/mmsd finetune --from mmsd --actor 19 20 21 22 23 24 --data $(DATA) --out runs/prior
 	cp runs/prior/prior.md runs/prior/prior.json results/
 
 realfaces: $(STAMP)
 	$(BIN)/mmsd content portraits --out data/portraits
-	$(BIN)/mmsd eval --data data/portraits --actors 1-2 --models $(SHIPPED) --frame-step 2 \
-		--table1 $(SHIPPED) --ablation mmsd-image mmsd-audio mmsd mmsd-gan --out results/realfaces
+	$(BIN)/mmsd eval --data data/portraits --actors 1-2 --models $(SHIPPED) $(SEEDS) --frame-step 2 \
+		--table1 $(SHIPPED) edvr-seed1 mmsd-seed1 --ablation mmsd-image mmsd-audio mmsd mmsd-gan --out results/realfaces
+
+scales: $(STAMP)
+	$(BIN)/mmsd synth --out data/synth-small --actors 4 --size 320x180 --seed 5 --statements 2 --workers 2 \
+		--states neutral happy-normal sad-normal angry-normal surprised-normal
+	$(BIN)/mmsd prepare data/synth-small --out data/cache-small --crop whole --workers 2
+	$(BIN)/mmsd eval --data data/cache-small --actors 1-4 --models $(SHIPPED) $(SEEDS) --frame-step 2 \
+		--table1 $(SHIPPED) edvr-seed1 mmsd-seed1 --no-figures --out results/scales
+
+voices: $(STAMP)
+	$(BIN)/mmsd eval --data $(DATA) --models mmsd-image mmsd-audio mmsd mmsd-gan mmsd-seed1=results/seeds/mmsd-seed1.safetensors \
+		--swap-audio --ablation mmsd-image mmsd-audio mmsd mmsd-seed1 mmsd-gan --out results/voices
 
 clean:
 	rm -rf $(VENV) *.egg-info dist build

@@ -25,6 +25,17 @@ end of the audio (no or short audio) are all-zero, so "no audio" reads as a cons
 
 Every function taking ``timing`` also takes an exact frame rate (a ``Fraction``) for a
 constant-rate video.
+
+Normalisation (issue 13: unfamiliar voices). The raw MFCC of a voice carry its timbre, its
+loudness and its microphone as offsets and scales of the coefficients; a network trained on a
+few synthetic voices reads those as mouth shapes. ``RunningCmvn`` removes them: each vector
+minus the running mean of the utterance so far, over the running standard deviation
+(cepstral mean and variance normalisation, CMVN). Running, not whole-utterance, so that
+streaming, low-latency decoding and training see the same numbers: vector n is normalised
+with the statistics of vectors 1..n (all of them for the first ``memory`` vectors, then an
+exponential window of ``memory`` vectors, 5 s at 100 vectors/s, so a long call follows a
+change of speaker or room). All-zero vectors (no audio) stay zero and are not counted. The
+cache stores raw MFCC; a model's config says which normalisation it reads (``MFCC_NORMS``).
 """
 
 from __future__ import annotations
@@ -49,6 +60,56 @@ class MfccConfig:
     n_mels: int = 40
     fmin: float = 50.0
     fmax: float = 8000.0
+
+
+MFCC_NORMS = ("none", "cmvn")
+
+
+@dataclass
+class RunningCmvn:
+    """Streaming CMVN of MFCC vectors (see the module docstring); one instance per utterance.
+
+    memory: vectors after which the statistics become an exponential moving window (ours: 500).
+    floor: added to the variance, in squared MFCC units, so that the first vectors of an
+        utterance (variance ~ 0) stay bounded (ours: 1.0; c0 varies by ~10-30 within speech).
+    """
+
+    memory: int = 500
+    floor: float = 1.0
+    count: int = 0
+    mean: np.ndarray | None = None
+    var: np.ndarray | None = None
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        """(K, M) float32 raw vectors of one frame, in time order -> (K, M) float32 normalised."""
+        vectors = np.asarray(vectors, np.float32)
+        out = np.zeros_like(vectors)
+        for k, x in enumerate(vectors.astype(np.float64)):
+            if not x.any():
+                continue  # no audio: stays zero, does not count
+            if self.mean is None:
+                self.mean, self.var = np.zeros_like(x), np.zeros_like(x)
+            self.count += 1
+            rate = max(1.0 / self.count, 1.0 / self.memory)
+            delta = x - self.mean
+            self.mean = self.mean + rate * delta
+            self.var = (1.0 - rate) * (self.var + rate * delta * delta)
+            out[k] = (x - self.mean) / np.sqrt(self.var + self.floor)
+        return out
+
+
+def normalise(mfcc: np.ndarray, norm: str) -> np.ndarray:
+    """A whole utterance's MFCC (T, K, M) as a model with ``mfcc_norm=norm`` reads it: float32 (T, K, M).
+
+    "cmvn": `RunningCmvn` from the first frame, exactly what the streaming decoder computes.
+    """
+    if norm not in MFCC_NORMS:
+        raise ValueError(f"mfcc_norm must be one of {', '.join(MFCC_NORMS)}, got {norm!r}")
+    mfcc = np.asarray(mfcc, np.float32)
+    if norm == "none":
+        return mfcc
+    cmvn = RunningCmvn()
+    return np.stack([cmvn(frame) for frame in mfcc]) if len(mfcc) else mfcc.copy()
 
 
 def vector_centres(

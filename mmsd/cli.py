@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                 "dead leaves"),
     "encode": ("mmsd.encode", "sender: downsample, x264 at a CRF, carry the audio, write emotion side information"),
     "decode": ("mmsd.decode", "receiver: restore a low bit-rate video with a soft decoder (audio copied)"),
+    "voices": ("mmsd.voices", "voice variants of a cache's audio (pitch, room, noise, AAC) for `train --voice-augment`"),
     "train": ("mmsd.train", "train MMSD-Net (or a baseline) on a prepared cache"),
     "eval": ("mmsd.evaluate", "the paper's evaluation: Table 1, ablation, per-emotion gains, figures, BD-rate"),
     "train-emotion": ("mmsd.train_emotion", "train the sender-side emotion classifier (for encode --emotion auto)"),
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmsd: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mmsd models | head`: the reader left; say nothing, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except (MmsdError, ValueError, OSError) as exc:
         if os.environ.get("MMSD_DEBUG"):
             raise

@@ -17,7 +17,7 @@ worker, so the dataset works with any ``num_workers`` and start method.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
@@ -26,8 +26,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmsd.audio import MFCC_NORMS, normalise as normalise_mfcc
 from mmsd.errors import MmsdError
 from mmsd.prepare import CACHE_FORMAT, CACHE_VERSION, decode_image
+
+VOICES_FILE = "voices.npz"  # per clip: MFCC of augmented copies of its audio (`mmsd voices`)
 
 
 @dataclass
@@ -197,6 +200,8 @@ class ClipReader:
         self.clip = clip
         self.crfs = tuple(crfs)
         self._arrays: dict[str, np.ndarray] | None = None
+        self._voices: np.ndarray | None = None
+        self._mfcc: dict[tuple[str, int | None], np.ndarray] = {}
         self._hr_pos = {t: i for i, t in enumerate(clip.hr_frames)}
 
     @property
@@ -206,6 +211,28 @@ class ClipReader:
             with np.load(self.clip.path / "arrays.npz") as npz:
                 self._arrays = {name: npz[name] for name in npz.files}
         return self._arrays
+
+    def mfcc(self, norm: str = "none", voice: int | None = None) -> np.ndarray:
+        """The clip's MFCC (T, K, M) float32 as a model with ``mfcc_norm=norm`` reads it
+        (`mmsd.audio.normalise`), from the clip's own audio or from its voice variant ``voice``
+        (0..variants-1 of voices.npz, `mmsd voices`)."""
+        key = (norm, voice)
+        if key not in self._mfcc:
+            raw = self.arrays["mfcc"] if voice is None else self.voices[voice]
+            self._mfcc[key] = normalise_mfcc(raw, norm)
+        return self._mfcc[key]
+
+    @property
+    def voices(self) -> np.ndarray:
+        """MFCC of the clip's voice variants, (V, T, K, M) float32; V = 0 when `mmsd voices` did not run."""
+        if self._voices is None:
+            path = self.clip.path / VOICES_FILE
+            if path.is_file():
+                with np.load(path) as npz:
+                    self._voices = npz["mfcc"]
+            else:
+                self._voices = np.zeros((0, *self.arrays["mfcc"].shape), np.float32)
+        return self._voices
 
     def lr(self, crf: int, frames: Sequence[int] | None = None) -> np.ndarray:
         """Decoded LR frames of one CRF: (len(frames), h, w, 3) uint8; all frames when None."""
@@ -259,6 +286,11 @@ class CacheDataset(torch.utils.data.Dataset):
     causal=True -> window t-2N..t (streaming) instead of t-N..t+N.
     frame_step -> every frame_step-th of the centre frames that have HR.
     keys -> only these clips (e.g. 'Actor_05/01-01-03-02-01-01-05'), within `actors`.
+    mfcc_norm -> the MFCC normalisation the model reads ("none" or "cmvn", `mmsd.audio`).
+    voice_augment=p -> with probability p (per item and epoch) the MFCC of one of the clip's
+    voice variants (`mmsd voices`) instead of its own audio; clips without variants keep theirs.
+    audio_from -> clip key -> key of another clip of the cache whose audio replaces this clip's
+    (mismatched-audio tests); cut or padded with silence to this clip's length.
     Call set_epoch(e) before iterating an epoch; DataLoader workers see the new epoch
     when they start, so use persistent_workers=False (the default) with random crops.
     """
@@ -276,6 +308,9 @@ class CacheDataset(torch.utils.data.Dataset):
         frame_step: int = 1,
         seed: int = 0,
         keys: Collection[str] | None = None,
+        mfcc_norm: str = "none",
+        voice_augment: float = 0.0,
+        audio_from: Mapping[str, str] | None = None,
     ) -> None:
         self.index = cache if isinstance(cache, ClipIndex) else ClipIndex(cache)
         self.crfs = tuple(self.index.crfs if crfs is None else (int(c) for c in crfs))
@@ -294,6 +329,12 @@ class CacheDataset(torch.utils.data.Dataset):
             raise ValueError(f"frame_step must be >= 1, got {frame_step}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
+        if mfcc_norm not in MFCC_NORMS:
+            raise ValueError(f"mfcc_norm must be one of {', '.join(MFCC_NORMS)}, got {mfcc_norm!r}")
+        if not 0.0 <= voice_augment <= 1.0:
+            raise ValueError(f"voice_augment must be in [0, 1], got {voice_augment}")
+        self.mfcc_norm, self.voice_augment = mfcc_norm, float(voice_augment)
+        self.audio_from = dict(audio_from or {})
         self.radius, self.patch, self.causal, self.seed = radius, patch, causal, seed
         self.crop_focus = crop_focus
         self.scale = self.index.scale
@@ -314,6 +355,7 @@ class CacheDataset(torch.utils.data.Dataset):
         ]
         self.items = np.asarray(items, dtype=np.int64).reshape(-1, 3)  # (N, 3): clip, crf, centre frame
         self._readers: dict[int, ClipReader] = {}
+        self._other_readers: dict[str, ClipReader] = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -326,13 +368,37 @@ class CacheDataset(torch.utils.data.Dataset):
 
     def __getstate__(self) -> dict:
         # workers start with no loaded clip arrays (spawn pickles the dataset)
-        return {**self.__dict__, "_readers": {}}
+        return {**self.__dict__, "_readers": {}, "_other_readers": {}}
 
     def _reader(self, ci: int) -> ClipReader:
         reader = self._readers.get(ci)
         if reader is None:
             reader = self._readers[ci] = ClipReader(self.clips[ci], self.index.crfs)
         return reader
+
+    def clip_mfcc(self, index: int) -> np.ndarray:
+        """The MFCC (T, K, M) float32 that item `index` reads this epoch: its clip's own audio, a
+        voice variant of it (voice_augment) or another clip's (audio_from), normalised as the model reads it."""
+        ci = int(self.items[index][0])
+        clip = self.clips[ci]
+        other = self.audio_from.get(clip.key)
+        reader = self._reader(ci) if other is None else self._reader_of(other)
+        voice = None
+        if self.voice_augment > 0 and len(reader.voices):
+            rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+            if rng.random() < self.voice_augment:
+                voice = int(rng.integers(len(reader.voices)))
+        mfcc = reader.mfcc(self.mfcc_norm, voice)
+        if len(mfcc) != clip.num_frames:  # another clip's audio: cut, or pad with silence
+            fitted = np.zeros((clip.num_frames, *mfcc.shape[1:]), np.float32)
+            fitted[: min(len(mfcc), clip.num_frames)] = mfcc[: clip.num_frames]
+            mfcc = fitted
+        return mfcc
+
+    def _reader_of(self, key: str) -> ClipReader:
+        if key not in self._other_readers:
+            self._other_readers[key] = self.index.reader(key)
+        return self._other_readers[key]
 
     def crop_origin(self, index: int) -> tuple[int, int] | None:
         """The LR (y, x) of item `index`'s crop in this epoch, None in whole-frame mode."""
@@ -374,7 +440,7 @@ class CacheDataset(torch.utils.data.Dataset):
         return Sample(
             lr=torch.from_numpy(np.ascontiguousarray(lr)).permute(0, 3, 1, 2).float().div_(255),  # (T, 3, h, w)
             hr=torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1).float().div_(255),  # (3, 4h, 4w)
-            mfcc=torch.from_numpy(arrays["mfcc"][frames].astype(np.float32)),  # (T, K, M)
+            mfcc=torch.from_numpy(self.clip_mfcc(index)[frames]),  # (T, K, M)
             emotion=clip.emotion,
             au=torch.from_numpy(arrays["au"][t].astype(np.float32)),
             au_mask=bool(arrays["au_mask"][t]),

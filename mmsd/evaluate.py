@@ -150,6 +150,16 @@ class EvalModel:
         return int(self.config.get("radius", 2)), bool(self.config.get("causal", False))
 
     @property
+    def mfcc_norm(self) -> str:
+        """The MFCC normalisation the network reads (`mmsd.audio.MFCC_NORMS`)."""
+        return str(self.config.get("mfcc_norm", "none"))
+
+    @property
+    def inputs(self) -> tuple[int, bool, str]:
+        """What a batch for this network depends on: (radius N, causal, MFCC normalisation)."""
+        return (*self.window, self.mfcc_norm)
+
+    @property
     def uses_emotion(self) -> bool:
         """True when the network reads the emotion state, i.e. the sender must transmit it."""
         return bool(self.config.get("emotion", False))
@@ -164,11 +174,13 @@ class EvalModel:
         return image
 
 
-def _bicubic(label: str, radius: int = 2, causal: bool = False) -> EvalModel:
+def _bicubic(label: str, radius: int = 2, causal: bool = False, mfcc_norm: str = "none") -> EvalModel:
+    """Bicubic; mfcc_norm (which it ignores) only lets it share a network's batches."""
     from mmsd.models.bicubic import Bicubic, BicubicConfig
 
     cfg = BicubicConfig(radius=radius, causal=causal)
-    return EvalModel(label, BICUBIC, "built-in", dataclasses.asdict(cfg), Bicubic(cfg).eval())
+    return EvalModel(label, BICUBIC, "built-in", {**dataclasses.asdict(cfg), "mfcc_norm": mfcc_norm},
+                     Bicubic(cfg).eval())
 
 
 def load_model(spec: str, *, precision: str = "auto") -> EvalModel:
@@ -216,8 +228,7 @@ def load_models(specs: Sequence[str], *, precision: str = "auto") -> list[EvalMo
         raise MmsdError(f"two models are named {', '.join(repeated)}; name them apart with LABEL=SPEC")
     networks = [m for m in models if m.arch != BICUBIC]
     if networks:
-        radius, causal = networks[0].window
-        models = [_bicubic(m.label, radius, causal) if m.arch == BICUBIC and m.source == "built-in" else m
+        models = [_bicubic(m.label, *networks[0].inputs) if m.arch == BICUBIC and m.source == "built-in" else m
                   for m in models]
     return models
 
@@ -286,10 +297,10 @@ def score_batch(models: Sequence[EvalModel], batch, clips: dict, kbps: Callable[
     return rows
 
 
-def _groups(models: Sequence[EvalModel]) -> dict[tuple[int, bool], list[EvalModel]]:
-    groups: dict[tuple[int, bool], list[EvalModel]] = defaultdict(list)
+def _groups(models: Sequence[EvalModel]) -> dict[tuple[int, bool, str], list[EvalModel]]:
+    groups: dict[tuple[int, bool, str], list[EvalModel]] = defaultdict(list)
     for model in models:
-        groups[model.window].append(model)
+        groups[model.inputs].append(model)
     return groups
 
 
@@ -297,9 +308,10 @@ def _groups(models: Sequence[EvalModel]) -> dict[tuple[int, bool], list[EvalMode
 def evaluate(cache: str | Path, models: Sequence[EvalModel], *, actors: Sequence[int] | None = None,
              crfs: Sequence[int] | None = None, subset: FrameSubset = FrameSubset(),
              keys: Sequence[str] | None = None, batch_size: int = 8, workers: int = 0,
-             progress: bool = True) -> list[FrameScore]:
+             audio_from: dict[str, str] | None = None, progress: bool = True) -> list[FrameScore]:
     """Score every model on the frames `subset` of the cache's clips of `actors` (default: the test
-    actors), optionally only clips `keys`. Models with the same window share one pass over the data.
+    actors), optionally only clips `keys`. Models with the same inputs share one pass over the data.
+    audio_from: clip key -> the clip whose audio it gets instead of its own (`swapped_audio`).
     """
     from torch.utils.data import DataLoader, Subset
 
@@ -308,9 +320,10 @@ def evaluate(cache: str | Path, models: Sequence[EvalModel], *, actors: Sequence
     actors = tuple(actors) if actors is not None else _test_actors()
     clips = {c.key: c for c in read_index(cache)}
     rows: list[FrameScore] = []
-    for (radius, causal), group in _groups(models).items():
+    for (radius, causal, mfcc_norm), group in _groups(models).items():
         dataset = CacheDataset(cache, actors=actors, crfs=crfs, radius=radius, causal=causal, patch=None,
-                               frame_step=1 if subset.per_clip else subset.step, keys=keys)
+                               frame_step=1 if subset.per_clip else subset.step, keys=keys, mfcc_norm=mfcc_norm,
+                               audio_from=audio_from)
         if subset.per_clip:
             # dataset.items: (N, 3) clip index, CRF, centre frame t of every item
             wanted = [set(subset.frames(clip.hr_frames)) for clip in dataset.clips]
@@ -527,16 +540,19 @@ class Frames:
     key: list[str]  # 'CLIP#crfC@tT'
 
 
-def window_frames(lr: np.ndarray, hr, arrays: dict, clip, crf: int, frames: Sequence[int],
-                  radius: int, causal: bool) -> Frames:
-    """Frames at centre frames `frames`, windows edge replicated as the dataset does: lr (T, h, w, 3)
-    uint8, all frames of the clip; hr[t] (H, W, 3) uint8 for each t in `frames` (an array or a dict)."""
+def window_frames(lr: np.ndarray, hr, reader, clip, crf: int, frames: Sequence[int],
+                  inputs: tuple[int, bool, str]) -> Frames:
+    """Frames at centre frames `frames` for networks of `inputs` (EvalModel.inputs), windows edge
+    replicated as the dataset does: lr (T, h, w, 3) uint8, all frames of the clip; hr[t] (H, W, 3)
+    uint8 for each t in `frames` (an array or a dict); reader: the clip's `ClipReader`."""
+    radius, causal, mfcc_norm = inputs
+    arrays = reader.arrays
     offsets = np.arange(-2 * radius, 1) if causal else np.arange(-radius, radius + 1)
     windows = np.clip(np.asarray(frames)[:, None] + offsets, 0, clip.num_frames - 1)  # (B, T)
     return Frames(
         lr=torch.from_numpy(np.ascontiguousarray(lr[windows])).permute(0, 1, 4, 2, 3).float().div_(255),
         hr=torch.from_numpy(np.stack([hr[t] for t in frames])).permute(0, 3, 1, 2).float().div_(255),
-        mfcc=torch.from_numpy(arrays["mfcc"][windows].astype(np.float32)),
+        mfcc=torch.from_numpy(reader.mfcc(mfcc_norm)[windows]),
         emotion=torch.full((len(frames),), clip.emotion, dtype=torch.int64),
         face_box=torch.from_numpy(arrays["face_box"][list(frames)].astype(np.int64)),
         mouth_box=torch.from_numpy(arrays["mouth_box"][list(frames)].astype(np.int64)),
@@ -575,10 +591,9 @@ def rate_sweep(cache: str | Path, models: Sequence[EvalModel], *, crfs: Sequence
             for crf in crfs:
                 decoded, kbps = codec.encode_decode(list(lr_clean), fps=clip.fps, crf=crf, preset=preset)
                 lr = np.stack(decoded)
-                for (radius, causal), group in _groups(models).items():
+                for inputs, group in _groups(models).items():
                     for start in range(0, len(centres), batch_size):
-                        batch = window_frames(lr, hr, reader.arrays, clip, crf, centres[start:start + batch_size],
-                                              radius, causal)
+                        batch = window_frames(lr, hr, reader, clip, crf, centres[start:start + batch_size], inputs)
                         rows.extend(score_batch(group, batch, by_key, lambda key, c, kbps=kbps: kbps))
                 bar.update(1)
     return rows
@@ -659,8 +674,7 @@ def figure_grid(cache: str | Path, models: Sequence[EvalModel], picks: Sequence,
         hr = {t: reader.hr(t)}
         images = [np.repeat(np.repeat(lr[t], index.scale, axis=0), index.scale, axis=1)]
         for model in models:
-            radius, causal = model.window
-            batch = window_frames(lr, hr, reader.arrays, clip, crf, [t], radius, causal)
+            batch = window_frames(lr, hr, reader, clip, crf, [t], model.inputs)
             images.append(_images(model.restore(batch))[0])
         images.append(hr[t])
         state = emotions.STATES[clip.emotion].name
@@ -701,6 +715,21 @@ def read_rows(path: Path) -> list[FrameScore]:
 def write_table(out: Path, stem: str, table: Table) -> None:
     atomic_write_text(out / f"{stem}.md", table.markdown())
     atomic_write_text(out / f"{stem}.json", json.dumps(table.to_json(), indent=1) + "\n")
+
+
+def swapped_audio(clips: Sequence) -> dict[str, str]:
+    """Clip key -> the key of the clip whose audio it gets in a mismatched-audio test: the same
+    sentence, emotion state and repetition spoken by the next of the clips' actors (the last
+    actor's go to the first's). Clips without such a partner are left out (they keep their audio)."""
+    actors = sorted({c.actor for c in clips})
+    by_content = {(c.actor, c.emotion, c.channel, c.statement, c.repetition): c.key for c in clips}
+    swapped = {}
+    for clip in clips:
+        partner = actors[(actors.index(clip.actor) + 1) % len(actors)]
+        other = by_content.get((partner, clip.emotion, clip.channel, clip.statement, clip.repetition))
+        if other is not None and partner != clip.actor:
+            swapped[clip.key] = other
+    return swapped
 
 
 def protocol_text(cache: Path, rows: Sequence[FrameScore], subset: FrameSubset, hr_step: int) -> str:
@@ -761,6 +790,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep-clip-step", type=int, default=DEFAULT_SWEEP_CLIP_STEP, metavar="K",
                         help=f"sweep every K-th test clip (default {DEFAULT_SWEEP_CLIP_STEP}), with the tables' frames")
     parser.add_argument("--bd-anchor", default=BICUBIC, help="anchor of the BD-rates (default bicubic)")
+    parser.add_argument("--swap-audio", action="store_true",
+                        help="mismatched-audio test: each clip gets the audio of the same sentence and emotion "
+                             "spoken by the next actor (no figures, no rate sweep)")
     add_precision_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -800,8 +832,11 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
 
     # 1. per-frame scores and the tables
+    audio_from = swapped_audio(index.select(actors)) if args.swap_audio else None
+    if args.swap_audio and (args.bd_rate or not args.no_figures):
+        args.bd_rate, args.no_figures = False, True  # both would restore with the clips' own audio
     rows = evaluate(args.data, models, actors=actors, crfs=args.crfs, subset=subset,
-                    batch_size=args.batch, workers=args.workers, progress=progress)
+                    batch_size=args.batch, workers=args.workers, audio_from=audio_from, progress=progress)
     if not rows:
         raise MmsdError(f"{args.data}: no frames to evaluate for actors {list(actors)}")
     eval_seconds = time.monotonic() - started
@@ -809,6 +844,9 @@ def run(args: argparse.Namespace) -> int:
     write_rows(out / "per_frame.csv", rows)
     hr_step = int(index.settings.get("hr_step", 1))
     protocol = protocol_text(args.data, rows, subset, hr_step)
+    if audio_from is not None:
+        protocol += (f" Mismatched audio: {len(audio_from)} of the {len({r.clip for r in rows})} clips heard the "
+                     "same sentence and emotion spoken by the next actor instead of their own audio.")
     tables = {"table1": table1(rows, args.table1, protocol), "ablation": ablation_table(rows, args.ablation, protocol)}
     for model, baseline in args.gain:
         tables[f"emotion_gain_{model}_vs_{baseline}"] = emotion_gain(rows, model, baseline)

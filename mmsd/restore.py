@@ -71,7 +71,7 @@ from tqdm import tqdm
 import mmsd
 import mmsd.models as models
 from mmsd import emotions, sideinfo, tiling, weights
-from mmsd.audio import MfccConfig, iter_mfcc
+from mmsd.audio import MfccConfig, RunningCmvn, iter_mfcc
 from mmsd.codec import CodecError, VideoWriter, frame_timing, iter_audio, probe, read_frames
 from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
@@ -199,6 +199,7 @@ class Restorer:
         self.scale = int(self.config.get("scale", 4))
         self.uses_audio = bool(self.config.get("audio", False))
         self.uses_emotion = bool(self.config.get("emotion", False))
+        self.mfcc_norm = str(self.config.get("mfcc_norm", "none"))
         self.mfcc_config = MfccConfig(
             per_frame=int(self.config.get("mfcc_per_frame", MfccConfig.per_frame)),
             n_mfcc=int(self.config.get("n_mfcc", MfccConfig.n_mfcc)),
@@ -246,8 +247,9 @@ class Restorer:
 
         Args:
             frames: (H, W, 3) uint8 RGB LR frames, all the same size.
-            mfcc: per-frame MFCC, (K, M) float32 each (an iterable or a (T, K, M) array);
-                at least as many as frames. None: silence (zeros) if the model uses audio.
+            mfcc: per-frame raw MFCC (`mmsd.audio.mfcc_for_frames`), (K, M) float32 each (an
+                iterable or a (T, K, M) array), at least as many as frames; normalised here as the
+                model's config says (mfcc_norm). None: silence (zeros) if the model uses audio.
             emotion: one state for every frame (id, name or EmotionState), or an iterable of
                 per-frame state ids. None: neutral if the model uses emotion.
         Yields:
@@ -255,6 +257,8 @@ class Restorer:
         """
         frames = iter(frames)
         features = iter(mfcc) if (self.uses_audio and mfcc is not None) else None
+        if features is not None and self.mfcc_norm == "cmvn":
+            features = map(RunningCmvn(), features)
         states = _state_iter(emotion) if self.uses_emotion else None
         lookahead = 0 if self.causal else self.radius
         window: deque[_WindowFrame] = deque()

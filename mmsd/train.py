@@ -92,6 +92,7 @@ class TrainConfig:
     train_actors: tuple[int, ...] = tuple(range(1, 19))
     mix: tuple[tuple[str, float], ...] = ()  # (cache, share of the samples) of other content; the rest: `data`
     init: str | None = None             # weights file the network starts from (fine-tuning), else random
+    voice_augment: float = 0.0          # share of samples hearing a voice variant of their audio (`mmsd voices`)
     val_share: int = 20                 # hold out ~1/val_share of the training actors' clips
     val_every: int = 500
     val_frame_step: int = 10
@@ -238,7 +239,11 @@ class Trainer:
 
             init_state = read_model(cfg.init)[2]
         if init_state is not None:
-            self.model.load_state_dict(init_state)
+            try:
+                self.model.load_state_dict(init_state)
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[-1].strip()
+                raise MmsdError(f"the starting weights do not fit the {model_name} config ({first})") from None
         self.disc = (Discriminator(channels=model_config.get("disc_channels", 64)).to(self.dist.device)
                      if cfg.gan else None)
         self.opt_g = torch.optim.Adam(self._param_groups(self.model), lr=cfg.lr, betas=cfg.betas)
@@ -249,19 +254,21 @@ class Trainer:
         self.ddp_disc = self._wrap(self.disc) if self.disc is not None else None
         radius = int(model_config.get("radius", 2))
         causal = bool(model_config.get("causal", False))
+        mfcc_norm = str(model_config.get("mfcc_norm", "none"))
         if train_keys is None or val_keys is None:
             default_train, default_val = split_keys(self.cache, cfg)
             train_keys = default_train if train_keys is None else train_keys
             val_keys = default_val if val_keys is None else val_keys
         self.train_set = CacheDataset(self.cache, actors=cfg.train_actors, keys=train_keys, crfs=cfg.crfs,
                                       radius=radius, causal=causal, patch=cfg.patch, crop_focus=cfg.crop_focus,
-                                      seed=cfg.seed)
+                                      seed=cfg.seed, mfcc_norm=mfcc_norm, voice_augment=cfg.voice_augment)
         self.val_set = CacheDataset(self.cache, actors=cfg.train_actors, keys=val_keys, crfs=cfg.crfs,
-                                    radius=radius, causal=causal, frame_step=cfg.val_frame_step)
+                                    radius=radius, causal=causal, frame_step=cfg.val_frame_step, mfcc_norm=mfcc_norm)
         if len(self.train_set) == 0:
             raise MmsdError(f"{self.cache}: no training samples (CRFs {cfg.crfs})")
         self.mix_sets = [CacheDataset(Path(cache), actors=None, crfs=cfg.crfs, radius=radius, causal=causal,
-                                      patch=cfg.patch, crop_focus=cfg.crop_focus, seed=cfg.seed)
+                                      patch=cfg.patch, crop_focus=cfg.crop_focus, seed=cfg.seed, mfcc_norm=mfcc_norm,
+                                      voice_augment=cfg.voice_augment)
                          for cache, _ in cfg.mix]
         global_batch = cfg.batch_size * self.dist.world
         self.adv_start = (cfg.adv_start if cfg.adv_start is not None
@@ -545,7 +552,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "data/photos:0.2 data/leaves:0.2; the rest comes from --data's training actors")
     parser.add_argument("--init", metavar="NAME|PATH",
                         help="start from these weights (a shipped name or a weights file); the network and its "
-                             "config come from the file, --config/--model/--set are ignored")
+                             "config come from the file (--config/--model are ignored; --set changes keys that keep "
+                             "the weights' shapes, e.g. mfcc_norm=cmvn)")
+    parser.add_argument("--voice-augment", type=float, metavar="P",
+                        help="share of samples that hear a voice variant of their clip's audio (pitch, noise, "
+                             "reverberation, AAC; written by `mmsd voices CACHE`), default 0")
     parser.add_argument("--workers", type=int, dest="num_workers")
     parser.add_argument("--val-every", type=int)
     parser.add_argument("--checkpoint-every", type=int)
@@ -602,6 +613,7 @@ def run(args: argparse.Namespace) -> int:
 
         given["init"] = str(_init_weights(args.init))
         model_name, model_config, _, _ = read_model(given["init"])
+        model_config = {**model_config, **_parse_overrides(args.set)}
     else:
         model_config = dataclasses.asdict(load_config(args.config, model=args.model, **_parse_overrides(args.set)))
     cfg = config_from_dict(TrainConfig, given)

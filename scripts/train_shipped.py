@@ -1,8 +1,19 @@
-"""Train the shipped `small` models of issue 5 with one budget, resumably, two at a time.
+"""Train the shipped `small` models with one budget, resumably, two at a time, in two stages.
 
-    python scripts/train_shipped.py                      # all of them (runs/shipped/NAME)
+    python scripts/train_shipped.py                      # stage 1, all of them (runs/shipped/NAME)
     python scripts/train_shipped.py mmsd edvr            # some of them
-    python scripts/train_shipped.py --ship               # copy finished ones to mmsd/shipped/ with model cards
+    python scripts/train_shipped.py --stage real         # stage 2 (runs/real/NAME), from stage 1's weights
+    python scripts/train_shipped.py --stage real --ship  # copy finished runs to mmsd/shipped/ with model cards
+
+Stage 1 ("synthetic", issue 5): from random weights on the synthetic corpus.
+Stage 2 ("real", issue 13): every stage-1 model tuned with one recipe (`REAL`) on a mixture
+that teaches real-image restoration: 50% the synthetic corpus, 20% natural-photo clips, 15%
+dead leaves, 15% synthetic faces at 0.35-0.9x the crop's scale in whole frames (the caches of
+`make realdata`); the MMSD-Nets also switch to normalised MFCC (``mfcc_norm=cmvn``) and hear
+a voice variant of the clip's audio in half of the samples (`mmsd voices`). The starting
+weights are copied to runs/real/NAME.start.safetensors when a run starts, so a re-run after
+shipping still starts from stage 1. Second seeds (`mmsd-seed1`, `edvr-seed1`) measure the
+run-to-run spread of stage 2; they are evaluated, not shipped.
 
 Every model gets the same iterations, batch, patch, crops, learning-rate schedule and
 data (the default synthetic corpus's cache, training actors 1-18, all CRFs mixed). A
@@ -44,21 +55,48 @@ MODELS: dict[str, tuple[list[str], str]] = {  # in training order: the slow base
                  f"MMSD-Net small with the emotion-conditioned cGAN (L_adv from iteration {GAN_START})"),
     "mmsd-lowlatency": (["--model", "mmsd", "--set", "causal=true"],
                         "MMSD-Net small with a causal window t-4..t: no future frame, no look-ahead delay"),
-    # issue 13's first step to real faces: the shipped mmsd tuned on a mixture with real-image content
-    # (needs `mmsd content photos --frames 40` and `mmsd content leaves --clips 30 --frames 40` first)
-    "mmsd-real": (["--init", "mmsd", "--mix", "data/photos:0.3", "data/leaves:0.1", "--iterations", "800",
-                   "--lr", "1e-4"],
-                  "MMSD-Net small (the shipped `mmsd`) tuned 800 iterations on a mixture: 60% the synthetic "
-                  "corpus, 30% natural-photo clips, 10% dead leaves (`mmsd content`); for real faces"),
 }
 
 
-def train(name: str, data: Path, runs: Path) -> int:
-    """Start or resume one run; the model's own arguments come after COMMON, so they win."""
+# stage 2: one recipe for every model (the mixture's shares were chosen on the real-face validation set,
+# `mmsd content portraits`, with two probes of mmsd: README "Real faces"; never on the test actors)
+STAGE1_COMMIT = "36476b2"  # the last commit whose mmsd/shipped/ holds the stage-1 weights
+REAL_ITERATIONS = 800
+REAL = ["--iterations", str(REAL_ITERATIONS), "--batch", "8", "--patch", "32", "--lr", "1e-4", "--lr-schedule", "cosine",
+        "--lr-min", "1e-6", "--crop-focus", "face", "--workers", "1", "--val-every", str(REAL_ITERATIONS),
+        "--checkpoint-every", "100", "--seed", "0",
+        "--mix", "data/photos:0.2", "data/leaves:0.15", "data/cache-far:0.15"]
+REAL_AUDIO = ["--set", "mfcc_norm=cmvn", "--voice-augment", "0.5"]  # the MMSD-Nets with an audio branch
+# name -> (stage-1 model it starts from, extra arguments)
+REAL_MODELS: dict[str, tuple[str, list[str]]] = {  # slowest first
+    "edvr": ("edvr", []),
+    "dbpn": ("dbpn", []),
+    "mmsd-image": ("mmsd-image", []),
+    "mmsd": ("mmsd", REAL_AUDIO),
+    "mmsd-gan": ("mmsd-gan", [*REAL_AUDIO, "--gan", "--adv-start", "0"]),
+    "mmsd-audio": ("mmsd-audio", REAL_AUDIO),
+    "mmsd-lowlatency": ("mmsd-lowlatency", REAL_AUDIO),
+    "mmsd-seed1": ("mmsd", [*REAL_AUDIO, "--seed", "1"]),
+    "edvr-seed1": ("edvr", ["--seed", "1"]),
+}
+NOT_SHIPPED = ("mmsd-seed1", "edvr-seed1")
+
+
+def train(name: str, data: Path, runs: Path, stage: str = "synthetic") -> int:
+    """Start or resume one run; the model's own arguments come after the stage's, so they win."""
     run = runs / name
     mmsd = [sys.executable, "-m", "mmsd.cli", "train"]
     if (run / "checkpoint.safetensors").exists():
         command = mmsd + ["--resume", str(run)]
+    elif stage == "real":
+        shutil.rmtree(run, ignore_errors=True)
+        start = runs / f"{name}.start.safetensors"
+        if not start.exists():
+            from mmsd.weights import SHIPPED_DIR
+
+            runs.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SHIPPED_DIR / f"{REAL_MODELS[name][0]}.safetensors", start)
+        command = mmsd + ["--data", str(data), "--out", str(run), "--init", str(start), *REAL, *REAL_MODELS[name][1]]
     else:
         shutil.rmtree(run, ignore_errors=True)  # a start killed before its first checkpoint
         command = mmsd + ["--data", str(data), "--out", str(run), *COMMON, *MODELS[name][0]]
@@ -89,7 +127,10 @@ def ship(name: str, runs: Path, weights: Path) -> None:
     val = info.get("validation_face_psnr", {})
     mix = "".join(f", {share:.0%} of the samples from `{os.path.relpath(cache, ROOT)}`" for cache, share in
                   train_cfg.get("mix", []))
-    init = f"- starts from: `{os.path.relpath(train_cfg['init'], ROOT)}`" if train_cfg.get("init") else None
+    init = None
+    if train_cfg.get("init"):
+        init = (f"- starts from: the stage-1 (synthetic-only) `{REAL_MODELS[name][0]}` shipped up to commit {STAGE1_COMMIT} "
+                f"(copied to `{os.path.relpath(train_cfg['init'], ROOT)}`); stage 2 (issue 13) tunes it for real faces")
     lines = [
         f"# {name}", "", MODELS[name][1] + ".", "",
         f"- network: `{arch}`, {size}",
@@ -100,11 +141,13 @@ def ship(name: str, runs: Path, weights: Path) -> None:
         f"- training: {info['iterations']} iterations, batch {train_cfg['batch_size']}, LR patch "
         f"{train_cfg['patch']}x{train_cfg['patch']} ({train_cfg['crop_focus']}-centred crops), Adam "
         f"{tuple(train_cfg['betas'])}, lr {train_cfg['lr']:g} -> {train_cfg['lr_min']:g} ({train_cfg['lr_schedule']})"
-        + (f", cGAN from iteration {train_cfg['adv_start']}" if train_cfg["gan"] else ""),
+        + (f", cGAN from iteration {train_cfg['adv_start']}" if train_cfg["gan"] else "")
+        + (f", {train_cfg['voice_augment']:.0%} of the samples hear a voice variant (`mmsd voices`)"
+           if train_cfg.get("voice_augment") else ""),
         f"- wall time on the 2-core CPU (one thread, beside a second run): {info['wall_seconds'] / 60:.0f} min",
         "- validation face PSNR (held-out clips of the training actors): "
         + ", ".join(f"{k} {v:.2f} dB" for k, v in val.items()),
-        "- command: `python scripts/train_shipped.py " + name + "`",
+        "- command: `python scripts/train_shipped.py " + ("--stage real " if init else "") + name + "`",
         "- test results (actors 19-24): `results/results.md`, regenerated by `make results`",
         "",
     ]
@@ -114,25 +157,34 @@ def ship(name: str, runs: Path, weights: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=[[], *MODELS], default=[], metavar="NAME",
-                        help=f"models to train (default all: {', '.join(MODELS)})")
+    parser.add_argument("names", nargs="*", choices=[[], *dict.fromkeys([*MODELS, *REAL_MODELS])], default=[], metavar="NAME",
+                        help=f"models to train (default all of the stage: {', '.join(MODELS)}; stage real also "
+                             f"{', '.join(NOT_SHIPPED)})")
+    parser.add_argument("--stage", choices=["synthetic", "real"], default="synthetic",
+                        help="synthetic: from scratch on the corpus (stage 1); real: stage 1 tuned on the mixture")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "cache")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "shipped")
+    parser.add_argument("--runs", type=Path, help="run folders (default runs/shipped, runs/real for stage real)")
     parser.add_argument("--parallel", type=int, default=2, help="runs at once (default 2, one per core)")
     parser.add_argument("--ship", action="store_true", help="copy finished runs to mmsd/shipped/ with model cards")
     args = parser.parse_args()
-    names = args.names or list(MODELS)
+    table = REAL_MODELS if args.stage == "real" else MODELS
+    runs = args.runs or ROOT / "runs" / ("real" if args.stage == "real" else "shipped")
+    names = args.names or list(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        parser.error(f"not in stage {args.stage}: {', '.join(unknown)}")
     if args.ship:
         from mmsd.weights import SHIPPED_DIR
 
         for name in names:
-            ship(name, args.runs, SHIPPED_DIR)
+            if name not in NOT_SHIPPED:
+                ship(name, runs, SHIPPED_DIR)
         return 0
     started = time.monotonic()
     with ThreadPoolExecutor(args.parallel) as pool:
-        codes = dict(zip(names, pool.map(lambda n: train(n, args.data, args.runs), names)))
+        codes = dict(zip(names, pool.map(lambda n: train(n, args.data, runs, args.stage), names)))
     for name, code in codes.items():
-        print(f"{name}: {'finished' if code == 0 else f'failed (exit {code}), see {args.runs}/{name}.log'}")
+        print(f"{name}: {'finished' if code == 0 else f'failed (exit {code}), see {runs}/{name}.log'}")
     print(f"{(time.monotonic() - started) / 60:.0f} min")
     return max(codes.values())
 

@@ -76,3 +76,15 @@ def test_a_cards_size_line_is_the_networks_own_count():
     path = weights.SHIPPED_DIR / "mmsd-image.safetensors"  # the cheapest to count
     name, config, _, _ = weights.read_model(path)
     assert str(complexity(build_model(name, config), (72, 120))) in path.with_suffix(".md").read_text()
+
+
+def test_a_reader_that_leaves_early_gets_no_error_message():
+    """`mmsd models | head -1`: the closed pipe is not an error to report."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "mmsd.cli", "models"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # before the first line is written
+    err = process.stderr.read().decode()
+    assert process.wait() == 141 and err == ""

@@ -59,6 +59,7 @@ def test_shapes_for_every_switch_and_size(audio, emotion, h, w):
 
 @pytest.mark.parametrize("audio,emotion", [(True, True), (True, False), (False, True)])
 def test_every_branch_that_is_on_gets_gradient_from_the_image(audio, emotion):
+    torch.manual_seed(0)  # a random draw can leave a ReLU dead on these few pixels: fixed, not flaky
     cfg = dataclasses.replace(TINY, audio=audio, emotion=emotion, au_dropout=0.0)
     model = MMSDNet(cfg)
     _unzero(model)

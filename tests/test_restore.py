@@ -12,7 +12,7 @@ from torch import nn
 
 import mmsd.models
 from mmsd import emotions
-from mmsd.audio import MfccConfig, iter_mfcc, mfcc_for_frame_range, mfcc_for_frames
+from mmsd.audio import MfccConfig, iter_mfcc, mfcc_for_frame_range, mfcc_for_frames, normalise
 from mmsd.codec import CodecError, VideoWriter, probe, read_audio, read_frames
 from mmsd.errors import MmsdError
 from mmsd.models import build_model, load_config
@@ -104,6 +104,16 @@ def test_audio_and_emotion_follow_the_window():
     assert features.shape == (5, 5, 4, 20)
     assert features[:, :, 0, 0].long().tolist() == windows(recorder)
     assert torch.cat([e for _, _, e in recorder.calls]).tolist() == [0, 0, 4, 4, 9]
+
+
+def test_a_cmvn_model_hears_the_running_normalisation_of_the_raw_features():
+    config = {**FULL, "mfcc_norm": "cmvn"}
+    recorder = Recorder(config)
+    raw = np.random.default_rng(0).normal(30.0, 8.0, (7, 4, 20)).astype(np.float32)
+    list(Restorer(recorder, config=config, batch_size=3).restore_frames(numbered_frames(7), mfcc=iter(raw)))
+    fed = torch.cat([m for _, m, _ in recorder.calls])[:, 2].numpy()  # centre of each window: (T, K, M)
+    np.testing.assert_allclose(fed, normalise(raw, "cmvn"), atol=1e-6)
+    assert np.abs(fed[1:].mean()) < 1.0  # not the raw features (mean 30)
 
 
 def test_missing_audio_and_emotion_become_silence_and_neutral():

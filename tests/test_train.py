@@ -186,3 +186,19 @@ def test_a_run_starts_from_init_weights_and_trains_on_a_mix(prepared_cache, port
     info = weights.read_model(tmp_path / "run" / "model.safetensors")[3]
     assert info["train_config"]["init"] == str(start_weights)
     assert info["train_config"]["mix"] == [[str(portrait_cache), 0.5]]
+
+
+def test_init_takes_config_changes_that_keep_the_weights_and_voice_augment(prepared_cache, tmp_path):
+    from mmsd.models import build_model
+
+    old = {**TINY, "mfcc_norm": "none"}  # a file from before the MFCC normalisation
+    start_weights = tmp_path / "old.safetensors"
+    weights.save_model(start_weights, name="mmsd", config=old, state=build_model("mmsd", old).state_dict())
+    run = tmp_path / "run"
+    args = ["train", "--data", str(prepared_cache), "--out", str(run), "--init", str(start_weights),
+            "--set", "mfcc_norm=cmvn", "--voice-augment", "0.5", "--iterations", "2", "--batch", "2", "--patch", "8",
+            "--workers", "0", "--val-every", "1000"]
+    assert cli.main(args) == 0
+    _, config, _, info = weights.read_model(run / "model.safetensors")
+    assert config["mfcc_norm"] == "cmvn" and info["train_config"]["voice_augment"] == 0.5
+    assert cli.main([*args[:4], str(tmp_path / "bad"), *args[5:8], "--set", "channels=12"]) == 1  # shapes change

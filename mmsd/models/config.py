@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mmsd.audio import MFCC_NORMS
 from mmsd.models.bicubic import BicubicConfig
 from mmsd.models.dbpn import DBPNConfig
 from mmsd.models.edvr import EDVRConfig
@@ -40,6 +41,8 @@ class MMSDConfig:
     audio: bool = True            # off: the branch is absent, f_VA = f_V
     mfcc_per_frame: int = 4       # K MFCC vectors per video frame (ours)
     n_mfcc: int = 20              # M coefficients (ours)
+    mfcc_norm: str = "none"       # "cmvn": running per-utterance mean/variance normalisation (ours,
+                                  # mmsd.audio; issue 13); "none" for files written before it existed
     audio_hidden: int = 128       # BiLSTM hidden size per direction (ours)
     audio_layers: int = 3         # BiLSTM layers (paper: 3)
     audio_map_channels: int = 15  # channels of f_A; the FC is (channels x 9 x 15) (paper: 15x9x15)
@@ -69,6 +72,8 @@ class MMSDConfig:
                 raise ValueError(f"config {f.name} must be positive, got {value}")
         if self.channels % self.deform_groups != 0:
             raise ValueError(f"config channels={self.channels} is not divisible by deform_groups={self.deform_groups}")
+        if self.mfcc_norm not in MFCC_NORMS:
+            raise ValueError(f"config mfcc_norm must be one of {', '.join(MFCC_NORMS)}, got {self.mfcc_norm!r}")
         if not 0.0 <= self.au_dropout < 1.0:
             raise ValueError(f"config au_dropout must be in [0, 1), got {self.au_dropout}")
 
