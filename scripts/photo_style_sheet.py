@@ -66,7 +66,7 @@ def main() -> None:
     rows = [np.hstack(tiles[i:i + args.cols]) for i in range(0, len(tiles), args.cols)]
     sheet = Image.fromarray(np.vstack(rows))
     if not args.full_colour:
-        sheet = sheet.quantize(256, method=Image.Quantize.MEDIANCUT)
+        sheet = sheet.quantize(256, method=Image.Quantize.MEDIANCUT, kmeans=2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, optimize=True)
     print(f"{args.out}: {args.out.stat().st_size / 1e3:.0f} kB; render time per {WIDTH}x{HEIGHT} frame: "

@@ -584,14 +584,28 @@ class FaceRenderer:
         for c in ((lm[36] + lm[48]) / 2 + [-0.03 * u, -0.04 * u], (lm[45] + lm[54]) / 2 + [0.03 * u, -0.04 * u]):
             cv2.circle(light, _fix(c)[0, 0], int(0.05 * u * 16), int(30 + 70 * a["AU06"]), -1, cv2.LINE_AA, 4)
 
-    def _brows(self, img, lm) -> None:
+    def _brow_polygons(self, lm, thin: float, thick: float, drop: float):
+        """Each brow's outline (N, 2): `thin` (tail) to `thick` (head) face units high above its
+        landmarks, which lie `drop` face units above its lower edge."""
         u, th = self.u, self.id.brow_thickness
         for idx in (np.arange(17, 22), np.arange(26, 21, -1)):
             lower = _catmull(lm[idx], False, 4)
-            w = np.linspace(0.012, 0.036, len(lower))[:, None] * th * u  # thin tail, thick head
+            w = np.linspace(thin, thick, len(lower))[:, None] * th * u  # thin tail, thick head
             upper = lower - np.hstack([np.zeros_like(w), w])
-            lower = lower + [0, 0.004 * u]
-            poly = np.vstack([upper, lower[::-1]])
+            lower = lower + [0, drop * u]
+            yield np.vstack([upper, lower[::-1]])
+
+    def _eye_regions(self, lm, margin: float):
+        """Per eye (the image's left one first): its 6 landmarks, closed outline curve, box (`margin`
+        face units around it) and the box's hw."""
+        for idx in (np.arange(36, 42), np.arange(42, 48)):
+            pts = lm[idx]
+            curve = _catmull(pts, True, 6)
+            box = _box(curve, margin * self.u, self.phw)
+            yield pts, curve, box, (box[3] - box[1], box[2] - box[0])
+
+    def _brows(self, img, lm) -> None:
+        for poly in self._brow_polygons(lm, 0.012, 0.036, 0.004):
             box = _box(poly, 3, self.phw)
             m = _poly_mask((box[3] - box[1], box[2] - box[0]), poly, box)
             m = cv2.GaussianBlur(m, (3, 3), 0) * 0.9 * self.brow_tex[box[1]:box[3], box[0]:box[2]]
@@ -599,11 +613,7 @@ class FaceRenderer:
 
     def _eyes(self, img, lm, gaze) -> None:
         u = self.u
-        for idx in (np.arange(36, 42), np.arange(42, 48)):
-            pts = lm[idx]
-            curve = _catmull(pts, True, 6)
-            box = _box(curve, 0.04 * u, self.phw)
-            hw = (box[3] - box[1], box[2] - box[0])
+        for k, (pts, curve, box, hw) in enumerate(self._eye_regions(lm, 0.04)):
             m = _poly_mask(hw, curve, box)
             x0, y0 = box[0], box[1]
             roi = img[y0:box[3], x0:box[2]]
@@ -627,20 +637,24 @@ class FaceRenderer:
             lower = _catmull(pts[[3, 4, 5, 0]], False, 5) - [x0, y0]
             outer = pts[0] - [x0, y0]
             wing = outer + [np.sign(outer[0] + x0 - self.origin[0]) * 0.012 * u, -0.006 * u]
-            lash = np.vstack([wing, upper]) if idx[0] == 36 else np.vstack([upper, wing[None]])
-            if idx[0] == 42:
+            lash = np.vstack([wing, upper]) if k == 0 else np.vstack([upper, wing[None]])
+            if k == 1:
                 lash = np.vstack([upper, pts[[3]] - [x0, y0] + [0.012 * u, -0.006 * u]])
             cv2.polylines(roi, [_fix(lash)], False, (38, 28, 26), max(1, int(round(0.011 * u))), cv2.LINE_AA, 4)
             cv2.polylines(roi, [_fix(lower)], False, (self.id.skin * 0.62).tolist(), 1, cv2.LINE_AA, 4)
             crease = upper - [0, 0.022 * u]
             cv2.polylines(roi, [_fix(crease[1:-1])], False, (self.id.skin * 0.72).tolist(), 1, cv2.LINE_AA, 4)
 
+    def _mouth_region(self, lm, margin: float):
+        """The lips' closed outer curve, the 8 inner-lip landmarks, a box `margin` face units around
+        the lips and the box's hw."""
+        outer = _catmull(lm[48:60], True, 6)
+        box = _box(outer, margin * self.u, self.phw)
+        return outer, lm[60:68], box, (box[3] - box[1], box[2] - box[0])
+
     def _mouth(self, img, dark, lm, tongue, tuck) -> None:
         u = self.u
-        outer = _catmull(lm[48:60], True, 6)
-        inner_pts = lm[60:68]
-        box = _box(outer, 0.03 * u, self.phw)
-        hw = (box[3] - box[1], box[2] - box[0])
+        outer, inner_pts, box, hw = self._mouth_region(lm, 0.03)
         x0, y0 = box[0], box[1]
         lips = cv2.GaussianBlur(_poly_mask(hw, outer, box), (3, 3), 0)
         yy = np.arange(hw[0], dtype=np.float32)[:, None] + y0

@@ -9,8 +9,8 @@ Per clip: espeak-ng speaks the statement with the actor's voice and the emotion'
 prosody (speech.py), framed by 0.3-0.55 s of silence; phonemes and the audio
 envelope give the mouth track (visemes.py); the emotion, the actor's style and the
 speech give the AU track (expression.py); the landmarks follow from the AUs and the
-renderer draws the frames from them (face.py), with small head motion (sway, nods
-with speech), gaze shifts and lighting drift.
+renderer draws the frames from them (face.py; `--style photo`: photo.py), with small head
+motion (sway, nods with speech), gaze shifts and lighting drift.
 
 Deterministic: every random generator is seeded from (seed, actor, clip), the
 actor's look from (seed, actor), and espeak runs from a fresh state per utterance,

@@ -78,8 +78,8 @@ class PhotoFaceRenderer(FaceRenderer):
     """The photo style: the cartoon renderer's geometry and animation, photographic pixels."""
 
     style = "photo"
-    shadow_blur = (0.022, 0.035)  # wrinkles and folds are soft shadows, not strokes
-    shadow_gain = (0.55, 30.0)
+    shadow_blur = (0.016, 0.03)  # wrinkles, folds and nostrils are soft shadows, not strokes
+    shadow_gain = (0.65, 30.0)
 
     def __init__(self, identity: Identity, *, width: int, height: int, rng: np.random.Generator):
         # the camera, drawn first: colour balance, saturation, tone curve, lens blur, sensor noise
@@ -175,12 +175,8 @@ class PhotoFaceRenderer(FaceRenderer):
         return cv2.GaussianBlur(super()._face_alpha(lm), (0, 0), 0.005 * self.u)
 
     def _brows(self, img, lm) -> None:
-        u, th = self.u, self.id.brow_thickness
-        for idx in (np.arange(17, 22), np.arange(26, 21, -1)):
-            lower = _catmull(lm[idx], False, 4)
-            w = np.linspace(0.016, 0.04, len(lower))[:, None] * th * u  # thin tail, thick head
-            upper = lower - np.hstack([np.zeros_like(w), w])
-            poly = np.vstack([upper, lower[::-1] + [0, 0.003 * u]])
+        u = self.u
+        for poly in self._brow_polygons(lm, 0.016, 0.04, 0.003):
             box = _box(poly, 0.04 * u, self.phw)
             m = cv2.GaussianBlur(_poly_mask((box[3] - box[1], box[2] - box[0]), poly, box), (0, 0), 0.01 * u)
             m *= 0.85 * self.brow_tex[box[1]:box[3], box[0]:box[2]]
@@ -190,11 +186,7 @@ class PhotoFaceRenderer(FaceRenderer):
 
     def _eyes(self, img, lm, gaze) -> None:
         u = self.u
-        for idx in (np.arange(36, 42), np.arange(42, 48)):
-            pts = lm[idx]
-            curve = _catmull(pts, True, 6)
-            box = _box(curve, 0.05 * u, self.phw)
-            hw = (box[3] - box[1], box[2] - box[0])
+        for pts, curve, box, hw in self._eye_regions(lm, 0.05):
             x0, y0 = box[0], box[1]
             roi = img[y0:box[3], x0:box[2]]
             hard = _poly_mask(hw, curve, box)
@@ -231,10 +223,7 @@ class PhotoFaceRenderer(FaceRenderer):
 
     def _mouth(self, img, dark, lm, tongue, tuck) -> None:
         u = self.u
-        outer = _catmull(lm[48:60], True, 6)
-        inner_pts = lm[60:68]
-        box = _box(outer, 0.05 * u, self.phw)
-        hw = (box[3] - box[1], box[2] - box[0])
+        outer, inner_pts, box, hw = self._mouth_region(lm, 0.05)
         x0, y0 = box[0], box[1]
         roi = img[y0:box[3], x0:box[2]]
         lips = cv2.GaussianBlur(_poly_mask(hw, outer, box), (0, 0), 0.007 * u)
