@@ -62,6 +62,10 @@ class SynthConfig:
     face_scale: tuple[float, float] = (1.0, 1.0)  # per-actor face size multiplier, drawn in this range
     style: str = "cartoon"     # renderer: "cartoon" (the original corpus) or "photo" (mmsd.synth.photo)
 
+    def __post_init__(self) -> None:
+        if self.style not in RENDERERS:
+            raise ValueError(f"--style must be one of {', '.join(RENDERERS)}, got {self.style!r}")
+
     def clips(self) -> list[tuple[int, EmotionState, int, int]]:
         """(actor, state, statement, repetition) of every clip, grouped by actor."""
         return [(a, s, st, r) for a in self.actors for s in self.states
@@ -300,8 +304,6 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
             raise ValueError(f"--face-scale must be in 0.1..2.0, got {args.face_scale}")
         cfg = replace(cfg, face_scale=(low, high))
     if args.style is not None:
-        if args.style not in RENDERERS:
-            raise ValueError(f"--style must be one of {', '.join(RENDERERS)}, got {args.style!r}")
         cfg = replace(cfg, style=args.style)
     if not 0 <= args.crf <= 51:
         raise ValueError(f"--crf must be in 0..51, got {args.crf}")
