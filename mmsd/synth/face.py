@@ -319,7 +319,14 @@ def _noise(rng: np.random.Generator, hw: tuple[int, int], sigma: float) -> np.nd
 
 
 class FaceRenderer:
-    """Renders frames of one actor at width x height. Static layers are built once."""
+    """Renders frames of one actor at width x height. Static layers are built once.
+
+    The "cartoon" style of the original corpus; `mmsd.synth.photo.PhotoFaceRenderer`
+    overrides the layers and features for the "photo" style."""
+
+    style = "cartoon"
+    shadow_blur = (0.012, 0.02)  # blur of the wrinkle/shadow and highlight maps, face units
+    shadow_gain = (0.85, 45.0)   # darkening of the shadow map, brightening (levels) of the highlights
 
     def __init__(self, identity: Identity, *, width: int, height: int, rng: np.random.Generator):
         self.id = identity
@@ -417,12 +424,22 @@ class FaceRenderer:
         self.hair_back = alpha_b  # behind the face
         self.hair_front = alpha_f
 
+    def _wall(self, rng, vign: np.ndarray) -> np.ndarray:
+        """The wall behind the actor (H, W, 3) float32 under the vignetting `vign` (H, W): plaster."""
+        h, w = self.height, self.width
+        plaster = 1.0 + 0.04 * _noise(rng, (h, w), 6.0) + 0.02 * _noise(rng, (h, w), 1.0)
+        return self.id.wall[None, None, :] * (vign * plaster)[..., None]
+
+    def _shirt(self, rng, fold: np.ndarray) -> np.ndarray:
+        """The shirt's pixels (H, W, 3) float32 under the shading `fold` (H, W): a plain fabric."""
+        fabric = 1.0 + 0.05 * cv2.GaussianBlur(_noise(rng, (self.height, self.width), 0.0), (0, 0), 0.6, 2.5) * 3
+        return self.id.shirt[None, None, :] * (fabric * fold)[..., None]
+
     def _build_background(self, rng) -> None:
         h, w, u = self.height, self.width, self.u
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         vign = 1.0 - 0.35 * (((xs - w * 0.5) / w) ** 2 + ((ys - h * 0.4) / h) ** 2)
-        plaster = 1.0 + 0.04 * _noise(rng, (h, w), 6.0) + 0.02 * _noise(rng, (h, w), 1.0)
-        bg = self.id.wall[None, None, :] * (vign * plaster)[..., None]
+        bg = self._wall(rng, vign)
         cx, cy = self.id.centre[0] * w, self.id.centre[1] * h
         # soft shadow of the person on the wall
         sh = np.zeros((h, w), np.float32)
@@ -448,9 +465,8 @@ class FaceRenderer:
         mb = _poly_mask((h, w), body)
         collar = np.array([[-0.24, 0.8], [0.24, 0.8], [0.24, 0.93], [0.0, 1.12 + 0.08 * (not self.id.male)], [-0.24, 0.93]]) * u + [cx, cy]
         mb *= 1.0 - _poly_mask((h, w), collar)
-        fabric = 1.0 + 0.05 * cv2.GaussianBlur(_noise(rng, (h, w), 0.0), (0, 0), 0.6, 2.5) * 3
         fold = 0.8 + 0.2 * np.cos((xs - cx) / (0.9 * u) * np.pi / 2).clip(0, 1)
-        shirt = self.id.shirt[None, None, :] * (fabric * fold)[..., None]
+        shirt = self._shirt(rng, fold)
         bg = bg * (1 - mb[..., None]) + shirt * mb[..., None]
         self.background = np.clip(bg, 0, 255).astype(np.float32)
         self.col3 = np.ascontiguousarray(np.broadcast_to(np.linspace(-1, 1, w, dtype=np.float32)[None, :, None], (h, w, 3)))
@@ -483,16 +499,11 @@ class FaceRenderer:
         self._brows(img, lm)
         self._eyes(img, lm, pose.gaze)
         self._mouth(img, dark, lm, tongue, tuck)
-        dark_f = cv2.GaussianBlur(dark, (0, 0), 0.012 * self.u).astype(np.float32) * (1.0 / 255.0)
-        light_f = cv2.GaussianBlur(light, (0, 0), 0.02 * self.u).astype(np.float32) * (1.0 / 255.0)
-        img *= (1.0 - 0.85 * dark_f)[..., None]
-        img += (light_f * 45.0)[..., None]
-        # silhouette: face outline from the jaw, forehead arc above, ears
-        jaw = lm[0:17]
-        head_w = abs(float(self.id.shape[0, 0]))
-        arc_t = np.linspace(0, np.pi, 15)
-        arc = np.stack([head_w * np.cos(arc_t), 0.03 - 0.6 * np.sin(arc_t)], 1) * self.u + self.origin
-        face = np.maximum(_poly_mask(self.phw, np.vstack([jaw, arc])), self.ears)
+        dark_f = cv2.GaussianBlur(dark, (0, 0), self.shadow_blur[0] * self.u).astype(np.float32) * (1.0 / 255.0)
+        light_f = cv2.GaussianBlur(light, (0, 0), self.shadow_blur[1] * self.u).astype(np.float32) * (1.0 / 255.0)
+        img *= (1.0 - self.shadow_gain[0] * dark_f)[..., None]
+        img += (light_f * self.shadow_gain[1])[..., None]
+        face = self._face_alpha(lm)
         # "over" of back hair, face, front hair, premultiplied: P = hair * w_h + face * w_f
         not_front = 1.0 - self.hair_front
         w_f = face * not_front
@@ -512,12 +523,24 @@ class FaceRenderer:
         roi = frame[y0:y1, x0:x1]
         roi *= 1.0 - warped[..., 3:4]
         roi += warped[..., :3]
+        out = self._finish(frame, pose, grain_index)
+        pts = lm @ m[:, :2].T + m[:, 2]
+        return out, pts.astype(np.float32)
+
+    def _face_alpha(self, lm) -> np.ndarray:
+        """Silhouette (patch hw) 0..1: face outline from the jaw, forehead arc above, ears."""
+        jaw = lm[0:17]
+        head_w = abs(float(self.id.shape[0, 0]))
+        arc_t = np.linspace(0, np.pi, 15)
+        arc = np.stack([head_w * np.cos(arc_t), 0.03 - 0.6 * np.sin(arc_t)], 1) * self.u + self.origin
+        return np.maximum(_poly_mask(self.phw, np.vstack([jaw, arc])), self.ears)
+
+    def _finish(self, frame: np.ndarray, pose: Pose, grain_index: int) -> np.ndarray:
+        """Composited float frame (H, W, 3) -> lit, grained uint8 frame."""
         lit = cv2.multiply(frame, self.col3)
         frame = cv2.addWeighted(frame, pose.gain, lit, pose.gain * pose.tilt, 0.0)
         frame = cv2.add(frame, self.grain[grain_index % len(self.grain)])
-        out = cv2.convertScaleAbs(frame)
-        pts = lm @ m[:, :2].T + m[:, 2]
-        return out, pts.astype(np.float32)
+        return cv2.convertScaleAbs(frame)
 
     def _wrinkles(self, dark, light, lm, a) -> None:
         u = self.u
@@ -561,14 +584,28 @@ class FaceRenderer:
         for c in ((lm[36] + lm[48]) / 2 + [-0.03 * u, -0.04 * u], (lm[45] + lm[54]) / 2 + [0.03 * u, -0.04 * u]):
             cv2.circle(light, _fix(c)[0, 0], int(0.05 * u * 16), int(30 + 70 * a["AU06"]), -1, cv2.LINE_AA, 4)
 
-    def _brows(self, img, lm) -> None:
+    def _brow_polygons(self, lm, thin: float, thick: float, drop: float):
+        """Each brow's outline (N, 2): `thin` (tail) to `thick` (head) face units high above its
+        landmarks, which lie `drop` face units above its lower edge."""
         u, th = self.u, self.id.brow_thickness
         for idx in (np.arange(17, 22), np.arange(26, 21, -1)):
             lower = _catmull(lm[idx], False, 4)
-            w = np.linspace(0.012, 0.036, len(lower))[:, None] * th * u  # thin tail, thick head
+            w = np.linspace(thin, thick, len(lower))[:, None] * th * u  # thin tail, thick head
             upper = lower - np.hstack([np.zeros_like(w), w])
-            lower = lower + [0, 0.004 * u]
-            poly = np.vstack([upper, lower[::-1]])
+            lower = lower + [0, drop * u]
+            yield np.vstack([upper, lower[::-1]])
+
+    def _eye_regions(self, lm, margin: float):
+        """Per eye (the image's left one first): its 6 landmarks, closed outline curve, box (`margin`
+        face units around it) and the box's hw."""
+        for idx in (np.arange(36, 42), np.arange(42, 48)):
+            pts = lm[idx]
+            curve = _catmull(pts, True, 6)
+            box = _box(curve, margin * self.u, self.phw)
+            yield pts, curve, box, (box[3] - box[1], box[2] - box[0])
+
+    def _brows(self, img, lm) -> None:
+        for poly in self._brow_polygons(lm, 0.012, 0.036, 0.004):
             box = _box(poly, 3, self.phw)
             m = _poly_mask((box[3] - box[1], box[2] - box[0]), poly, box)
             m = cv2.GaussianBlur(m, (3, 3), 0) * 0.9 * self.brow_tex[box[1]:box[3], box[0]:box[2]]
@@ -576,11 +613,7 @@ class FaceRenderer:
 
     def _eyes(self, img, lm, gaze) -> None:
         u = self.u
-        for idx in (np.arange(36, 42), np.arange(42, 48)):
-            pts = lm[idx]
-            curve = _catmull(pts, True, 6)
-            box = _box(curve, 0.04 * u, self.phw)
-            hw = (box[3] - box[1], box[2] - box[0])
+        for k, (pts, curve, box, hw) in enumerate(self._eye_regions(lm, 0.04)):
             m = _poly_mask(hw, curve, box)
             x0, y0 = box[0], box[1]
             roi = img[y0:box[3], x0:box[2]]
@@ -604,20 +637,24 @@ class FaceRenderer:
             lower = _catmull(pts[[3, 4, 5, 0]], False, 5) - [x0, y0]
             outer = pts[0] - [x0, y0]
             wing = outer + [np.sign(outer[0] + x0 - self.origin[0]) * 0.012 * u, -0.006 * u]
-            lash = np.vstack([wing, upper]) if idx[0] == 36 else np.vstack([upper, wing[None]])
-            if idx[0] == 42:
+            lash = np.vstack([wing, upper]) if k == 0 else np.vstack([upper, wing[None]])
+            if k == 1:
                 lash = np.vstack([upper, pts[[3]] - [x0, y0] + [0.012 * u, -0.006 * u]])
             cv2.polylines(roi, [_fix(lash)], False, (38, 28, 26), max(1, int(round(0.011 * u))), cv2.LINE_AA, 4)
             cv2.polylines(roi, [_fix(lower)], False, (self.id.skin * 0.62).tolist(), 1, cv2.LINE_AA, 4)
             crease = upper - [0, 0.022 * u]
             cv2.polylines(roi, [_fix(crease[1:-1])], False, (self.id.skin * 0.72).tolist(), 1, cv2.LINE_AA, 4)
 
+    def _mouth_region(self, lm, margin: float):
+        """The lips' closed outer curve, the 8 inner-lip landmarks, a box `margin` face units around
+        the lips and the box's hw."""
+        outer = _catmull(lm[48:60], True, 6)
+        box = _box(outer, margin * self.u, self.phw)
+        return outer, lm[60:68], box, (box[3] - box[1], box[2] - box[0])
+
     def _mouth(self, img, dark, lm, tongue, tuck) -> None:
         u = self.u
-        outer = _catmull(lm[48:60], True, 6)
-        inner_pts = lm[60:68]
-        box = _box(outer, 0.03 * u, self.phw)
-        hw = (box[3] - box[1], box[2] - box[0])
+        outer, inner_pts, box, hw = self._mouth_region(lm, 0.03)
         x0, y0 = box[0], box[1]
         lips = cv2.GaussianBlur(_poly_mask(hw, outer, box), (3, 3), 0)
         yy = np.arange(hw[0], dtype=np.float32)[:, None] + y0
@@ -630,26 +667,7 @@ class FaceRenderer:
         if gap > 0.3:
             inner = _catmull(inner_pts, True, 6)
             m = _poly_mask(hw, inner, box)
-            mouth = np.empty_like(roi)
-            mouth[:] = np.array([70, 22, 28], np.float32) * (0.6 + 0.4 * np.clip((yy - mid) / (0.05 * u), 0, 1))[..., None]
-            th = 0.032 * u
-            up = _catmull(inner_pts[[0, 1, 2, 3, 4]], False, 5) - [x0, y0]
-            cx = float(inner_pts[2, 0] - x0)
-            half = 0.4 * float(inner_pts[4, 0] - inner_pts[0, 0])
-            up = up[np.abs(up[:, 0] - cx) < half]
-            if len(up) >= 2:
-                edge = up + [0, th] - [0, 0.4 * th] * ((up[:, 0:1] - cx) / half) ** 2
-                cv2.fillPoly(mouth, [_fix(np.vstack([up - [0, 2], edge[::-1]]))], (222, 218, 206), cv2.LINE_AA, 4)
-                for k in (-1, 0, 1):
-                    x = cx + k * 0.024 * u
-                    cv2.line(mouth, _fix([[x, up[:, 1].min()]])[0, 0], _fix([[x, up[:, 1].max() + 0.7 * th]])[0, 0],
-                             (196, 190, 178), 1, cv2.LINE_AA, 4)
-            low = _catmull(inner_pts[[4, 5, 6, 7, 0]], False, 5) - [x0, y0]
-            lower_teeth = np.vstack([low, (low - [0, 0.6 * th])[::-1]])
-            cv2.fillPoly(mouth, [_fix(lower_teeth)], (205, 200, 188), cv2.LINE_AA, 4)
-            tc = inner_pts[6] - [x0, y0] - [0, (0.01 + 0.03 * tongue) * u]
-            cv2.ellipse(mouth, _fix(tc)[0, 0], (int(0.06 * u * 16), int((0.02 + 0.02 * tongue) * u * 16)),
-                        0, 180, 360, (175, 78, 82), -1, cv2.LINE_AA, 4)
+            mouth = self._cavity(roi, box, inner_pts, yy, mid, tongue, gaps=True)
             roi[:] = roi * (1 - m[..., None]) + mouth * m[..., None]
         if tuck > 0.2:  # upper teeth resting on the lower lip
             up = _catmull(inner_pts[[1, 2, 3]], False, 4) - [x0, y0]
@@ -661,3 +679,29 @@ class FaceRenderer:
         cv2.polylines(dark, [_fix(line)], False, 200, max(1, int(round(0.008 * u))), cv2.LINE_AA, 4)
         for c in (lm[48], lm[54]):
             cv2.circle(dark, _fix(c)[0, 0], int(0.008 * u * 16), 170, -1, cv2.LINE_AA, 4)
+
+    def _cavity(self, roi, box, inner_pts, yy, mid, tongue, *, gaps: bool, lift: float = 2.0) -> np.ndarray:
+        """The open mouth's inside (teeth, tongue, dark throat) as an image like `roi`;
+        `gaps` draws the lines between the upper teeth, which reach `lift` px above the inner lip line."""
+        u, x0, y0 = self.u, box[0], box[1]
+        mouth = np.empty_like(roi)
+        mouth[:] = np.array([70, 22, 28], np.float32) * (0.6 + 0.4 * np.clip((yy - mid) / (0.05 * u), 0, 1))[..., None]
+        th = 0.032 * u
+        up = _catmull(inner_pts[[0, 1, 2, 3, 4]], False, 5) - [x0, y0]
+        cx = float(inner_pts[2, 0] - x0)
+        half = 0.4 * float(inner_pts[4, 0] - inner_pts[0, 0])
+        up = up[np.abs(up[:, 0] - cx) < half]
+        if len(up) >= 2:
+            edge = up + [0, th] - [0, 0.4 * th] * ((up[:, 0:1] - cx) / half) ** 2
+            cv2.fillPoly(mouth, [_fix(np.vstack([up - [0, lift], edge[::-1]]))], (222, 218, 206), cv2.LINE_AA, 4)
+            for k in (-1, 0, 1) if gaps else ():
+                x = cx + k * 0.024 * u
+                cv2.line(mouth, _fix([[x, up[:, 1].min()]])[0, 0], _fix([[x, up[:, 1].max() + 0.7 * th]])[0, 0],
+                         (196, 190, 178), 1, cv2.LINE_AA, 4)
+        low = _catmull(inner_pts[[4, 5, 6, 7, 0]], False, 5) - [x0, y0]
+        lower_teeth = np.vstack([low, (low - [0, 0.6 * th])[::-1]])
+        cv2.fillPoly(mouth, [_fix(lower_teeth)], (205, 200, 188), cv2.LINE_AA, 4)
+        tc = inner_pts[6] - [x0, y0] - [0, (0.01 + 0.03 * tongue) * u]
+        cv2.ellipse(mouth, _fix(tc)[0, 0], (int(0.06 * u * 16), int((0.02 + 0.02 * tongue) * u * 16)),
+                    0, 180, 360, (175, 78, 82), -1, cv2.LINE_AA, 4)
+        return mouth

@@ -9,8 +9,8 @@ Per clip: espeak-ng speaks the statement with the actor's voice and the emotion'
 prosody (speech.py), framed by 0.3-0.55 s of silence; phonemes and the audio
 envelope give the mouth track (visemes.py); the emotion, the actor's style and the
 speech give the AU track (expression.py); the landmarks follow from the AUs and the
-renderer draws the frames from them (face.py), with small head motion (sway, nods
-with speech), gaze shifts and lighting drift.
+renderer draws the frames from them (face.py; `--style photo`: photo.py), with small head
+motion (sway, nods with speech), gaze shifts and lighting drift.
 
 Deterministic: every random generator is seeded from (seed, actor, clip), the
 actor's look from (seed, actor), and espeak runs from a fresh state per utterance,
@@ -37,11 +37,12 @@ from mmsd import emotions
 from mmsd.emotions import EmotionState
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
-from mmsd.synth import expression, face, speech, visemes
+from mmsd.synth import expression, face, photo, speech, visemes
 
 FPS = 30
 AUDIO_RATE = 48000
 _LOOK, _STYLE, _SCALE = 0xFACE, 0x57E, 0x5CA1E
+RENDERERS: dict[str, type[face.FaceRenderer]] = {"cartoon": face.FaceRenderer, "photo": photo.PhotoFaceRenderer}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ class SynthConfig:
     crf: float = 12.0          # near-lossless; the paper's lightest setting is CRF 15
     preset: str = "veryfast"
     face_scale: tuple[float, float] = (1.0, 1.0)  # per-actor face size multiplier, drawn in this range
+    style: str = "cartoon"     # renderer: "cartoon" (the original corpus) or "photo" (mmsd.synth.photo)
+
+    def __post_init__(self) -> None:
+        if self.style not in RENDERERS:
+            raise ValueError(f"--style must be one of {', '.join(RENDERERS)}, got {self.style!r}")
 
     def clips(self) -> list[tuple[int, EmotionState, int, int]]:
         """(actor, state, statement, repetition) of every clip, grouped by actor."""
@@ -164,7 +170,7 @@ def _actor_parts(cfg: SynthConfig, actor: int):
     if cfg.face_scale != (1.0, 1.0):  # smaller faces in the same frame (issue 13: other face scales)
         look = replace(look, scale=look.scale * float(_rng(cfg, actor, _SCALE).uniform(*cfg.face_scale)))
     style = expression.actor_style(_rng(cfg, actor, _STYLE))
-    renderer = face.FaceRenderer(look, width=cfg.width, height=cfg.height, rng=_rng(cfg, actor, _LOOK, 1))
+    renderer = RENDERERS[cfg.style](look, width=cfg.width, height=cfg.height, rng=_rng(cfg, actor, _LOOK, 1))
     return look, style, renderer
 
 
@@ -173,7 +179,7 @@ _cache: dict[tuple, tuple] = {}
 
 def _parts(cfg: SynthConfig, actor: int):
     """An actor's look, style and renderer, for the frame size and seed of `cfg`."""
-    key = (actor, cfg.width, cfg.height, cfg.seed, cfg.face_scale)
+    key = (actor, cfg.width, cfg.height, cfg.seed, cfg.face_scale, cfg.style)
     if key not in _cache:
         _cache.clear()  # one actor at a time: clips are handed out in actor order
         _cache[key] = _actor_parts(cfg, actor)
@@ -297,6 +303,8 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         if not 0.1 <= low <= high <= 2.0:
             raise ValueError(f"--face-scale must be in 0.1..2.0, got {args.face_scale}")
         cfg = replace(cfg, face_scale=(low, high))
+    if args.style is not None:
+        cfg = replace(cfg, style=args.style)
     if not 0 <= args.crf <= 51:
         raise ValueError(f"--crf must be in 0..51, got {args.crf}")
     return replace(cfg, seed=args.seed, crf=args.crf)
@@ -313,6 +321,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-scale", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                         help="draw each actor's face size multiplier in this range (default 1 1): smaller "
                              "faces in the frame, for training at other face scales")
+    parser.add_argument("--style", default=None, metavar="STYLE",
+                        help="renderer: cartoon (default; the original corpus) or photo (soft features, "
+                             "skin micro-texture, photo-textured hair and wall, camera colour/blur/noise)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="parallel processes (default: all cores)")
