@@ -15,8 +15,6 @@ STAMP := $(VENV)/.installed
 #   make voices    mismatched audio: each test clip restored with another actor's voice -> results/voices/
 DATA := data/cache
 SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency
-# second seeds of stage 2 (run-to-run spread; evaluated, not shipped)
-SEEDS := mmsd-seed1=results/seeds/mmsd-seed1.safetensors edvr-seed1=results/seeds/edvr-seed1.safetensors
 
 .PHONY: demo test venv dist clean corpus realdata weights results prior realfaces scales voices
 
@@ -57,12 +55,9 @@ weights: $(STAMP)
 	$(BIN)/python scripts/train_shipped.py --ship
 	$(BIN)/python scripts/train_shipped.py --stage real --data $(DATA)
 	$(BIN)/python scripts/train_shipped.py --stage real --ship
-	mkdir -p results/seeds
-	cp runs/real/mmsd-seed1/model.safetensors results/seeds/mmsd-seed1.safetensors
-	cp runs/real/edvr-seed1/model.safetensors results/seeds/edvr-seed1.safetensors
 
 results: $(STAMP)
-	$(BIN)/mmsd eval --data $(DATA) --models $(SHIPPED) $(SEEDS) --table1 bicubic dbpn edvr edvr-seed1 mmsd mmsd-seed1 \
+	$(BIN)/mmsd eval --data $(DATA) --models $(SHIPPED) --table1 bicubic dbpn edvr mmsd \
 		--ablation mmsd-image mmsd-audio mmsd mmsd-gan --gain mmsd:edvr mmsd:mmsd-image mmsd-lowlatency:mmsd \
 		--bd-rate --out results
 
@@ -72,19 +67,19 @@ prior: $(STAMP)
 
 realfaces: $(STAMP)
 	$(BIN)/mmsd content portraits --out data/portraits
-	$(BIN)/mmsd eval --data data/portraits --actors 1-2 --models $(SHIPPED) $(SEEDS) --frame-step 2 \
-		--table1 $(SHIPPED) edvr-seed1 mmsd-seed1 --ablation mmsd-image mmsd-audio mmsd mmsd-gan --out results/realfaces
+	$(BIN)/mmsd eval --data data/portraits --actors 1-2 --models $(SHIPPED) --frame-step 2 \
+		--table1 $(SHIPPED) --ablation mmsd-image mmsd-audio mmsd mmsd-gan --out results/realfaces
 
 scales: $(STAMP)
 	$(BIN)/mmsd synth --out data/synth-small --actors 4 --size 320x180 --seed 5 --statements 2 --workers 2 \
 		--states neutral happy-normal sad-normal angry-normal surprised-normal
 	$(BIN)/mmsd prepare data/synth-small --out data/cache-small --crop whole --workers 2
-	$(BIN)/mmsd eval --data data/cache-small --actors 1-4 --models $(SHIPPED) $(SEEDS) --frame-step 2 \
-		--table1 $(SHIPPED) edvr-seed1 mmsd-seed1 --no-figures --out results/scales
+	$(BIN)/mmsd eval --data data/cache-small --actors 1-4 --models $(SHIPPED) --frames-per-clip 8 \
+		--table1 $(SHIPPED) --no-figures --out results/scales
 
 voices: $(STAMP)
-	$(BIN)/mmsd eval --data $(DATA) --models mmsd-image mmsd-audio mmsd mmsd-gan mmsd-seed1=results/seeds/mmsd-seed1.safetensors \
-		--swap-audio --ablation mmsd-image mmsd-audio mmsd mmsd-seed1 mmsd-gan --out results/voices
+	$(BIN)/mmsd eval --data $(DATA) --models mmsd-image mmsd-audio mmsd mmsd-gan --swap-audio \
+		--ablation mmsd-image mmsd-audio mmsd mmsd-gan --out results/voices
 
 clean:
 	rm -rf $(VENV) *.egg-info dist build
