@@ -8,7 +8,9 @@ names.
 
 1. Each video gets one head crop, as `mmsd prepare` cuts one without landmarks: the Haar
    face box of its first frames, the crop 2x the box high (`mmsd.degrade`). The face and
-   mouth boxes the metrics use come from the same box.
+   mouth boxes the metrics use come from the same box. `--crop whole` keeps the whole
+   frame instead (5:3), as `mmsd encode` sends it, for calls whose face is smaller than a
+   head crop's.
 2. The last `HELD_OUT` of each video (in time) is held out; the rest is the training
    footage. Both are degraded by `mmsd.prepare.build_cache` (4x bicubic down, x264 at every
    CRF) into a temporary cache, in entries of at most `SEGMENT_FRAMES` frames.
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsd.degrade import DegradeConfig, FaceCrop, face_crop_box, face_mouth_boxes
+from mmsd.degrade import DegradeConfig, FaceCrop, face_mouth_boxes
 from mmsd.errors import MmsdError
 from mmsd.precision import add_argument as add_precision_argument
 from mmsd.timing import FrameTiming
@@ -81,18 +83,20 @@ class Footage:
         return self.num_frames - held
 
 
-def read_footage(path: Path, cfg: DegradeConfig = DegradeConfig()) -> Footage:
-    """Check a video (decodes every frame), find its face and its head crop; MmsdError if unusable."""
+def read_footage(path: Path, crop: str = "head", cfg: DegradeConfig = DegradeConfig()) -> Footage:
+    """Check a video (decodes every frame), find its face and its crop (`mmsd.prepare.CROPS`: head or
+    whole); MmsdError if unusable."""
     from mmsd import codec
+    from mmsd.prepare import CROPS
 
     frames = codec.read_frames(path)
     head = list(islice(frames, cfg.haar_frames))
     count = len(head) + sum(1 for _ in frames)  # a damaged file raises here, before any work
     height, width = head[0].shape[:2]
-    crop = face_crop_box(head, width=width, height=height, cfg=cfg)
-    if crop.source != "haar":
+    box = CROPS[crop](head, width=width, height=height, cfg=cfg)
+    if box.face is None:
         raise MmsdError(f"{path}: no face found in the first {len(head)} frames")
-    footage = Footage(path=path, crop=crop, timing=codec.frame_timing(path), num_frames=count, width=width,
+    footage = Footage(path=path, crop=box, timing=codec.frame_timing(path), num_frames=count, width=width,
                       height=height, has_audio=codec.probe(path).has_audio)
     if footage.seconds < MIN_SECONDS or count < 2 * MIN_FRAMES:
         raise MmsdError(f"{path}: {footage.seconds:.2f} s, {count} frames of footage; need at least "
@@ -190,12 +194,13 @@ def resolve_output(out: Path, videos: Sequence[Path]) -> Path:
 
 
 def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int = DEFAULT_ITERATIONS,
-                lr: float = PERSONAL_LR, crfs: Sequence[int] = (15, 32, 40), device: str = "auto",
-                precision: str = "auto", seed: int = 0, progress: bool = True, validations: int = VALIDATIONS,
-                **train_options) -> Personalized:
+                lr: float = PERSONAL_LR, crfs: Sequence[int] = (15, 32, 40), crop: str = "head",
+                device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
+                validations: int = VALIDATIONS, **train_options) -> Personalized:
     """Fine-tune model `base` (a name or a file) on `videos` of one speaker and write the personal model
-    to `out`; validate `validations` times on the held-out footage. train_options: further
-    `TrainConfig` fields (e.g. batch_size, patch, num_workers)."""
+    to `out`. crop: 'head' (the paper's framing) or 'whole' (the whole frame); validations: how often
+    the held-out footage is scored during the run; train_options: further `TrainConfig` fields (e.g.
+    batch_size, patch, num_workers)."""
     from mmsd import finetune, weights
     from mmsd.evaluate import group_means
     from mmsd.prepare import PrepareSettings, build_cache
@@ -209,11 +214,11 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
     name, config, _, _ = weights.read_model(base_path)
     if name == "bicubic":
         raise MmsdError(f"--from {base}: bicubic has nothing to fine-tune")
-    footage = [read_footage(Path(v)) for v in videos]
+    footage = [read_footage(Path(v), crop) for v in videos]
     jobs, train_keys, held_keys = entry_jobs(footage)
     with tempfile.TemporaryDirectory(prefix="mmsd-personalize-") as work:
         cache, run = Path(work) / "cache", Path(work) / "run"
-        report = build_cache(cache, jobs, PrepareSettings(crfs=tuple(crfs)), progress=progress,
+        report = build_cache(cache, jobs, PrepareSettings(crfs=tuple(crfs), crop=crop), progress=progress,
                              log=lambda line: None)
         if report.failed:
             path, reason = report.failed[0]
@@ -237,7 +242,7 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
         "from": base, "from_file": str(base_path),
         "videos": [{"file": v.path.name, "frames": v.num_frames, "seconds": round(v.seconds, 3),
                     "held_out_frames": v.num_frames - v.split(), "crop_box": list(v.crop.box)} for v in footage],
-        "iterations": iterations, "best_iteration": result.best_iteration, "lr": lr, "crfs": list(crfs),
+        "crop": crop, "iterations": iterations, "best_iteration": result.best_iteration, "lr": lr, "crfs": list(crfs),
         "held_out_face_psnr": {str(crf): {"general": psnr["general"][crf], "tuned": psnr["tuned"][crf],
                                           "bicubic": psnr["bicubic"][crf],
                                           "gain_db": psnr["tuned"][crf] - psnr["general"][crf]} for crf in crfs},
@@ -264,6 +269,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"learning rate at the start, decaying to 1e-6 (default {PERSONAL_LR})")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40],
                         help="x264 CRFs the footage is degraded at (default 15 32 40)")
+    parser.add_argument("--crop", choices=("head", "whole"), default="head",
+                        help="head: one face-centred 5:3 crop per video, the paper's framing (default); whole: the "
+                             "whole frame, faces at the footage's own scale (as `mmsd encode` sends a call)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_precision_argument(parser)
@@ -272,7 +280,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = personalize(args.videos, base=args.base, out=args.output, iterations=args.iterations, lr=args.lr,
-                         crfs=tuple(args.crf), device=args.device, precision=args.precision, seed=args.seed,
-                         progress=not args.no_progress)
+                         crfs=tuple(args.crf), crop=args.crop, device=args.device, precision=args.precision,
+                         seed=args.seed, progress=not args.no_progress)
     print(result.summary())
     return 0
