@@ -57,7 +57,7 @@ MIN_FRAMES = 5  # 2N + 1 on each side of the split
 SEGMENT_FRAMES = 300  # frames per cache entry (10 s at 30 fps: ~125 MB of HR frames in memory)
 VALIDATIONS = 8  # during the run, besides the one of the starting weights
 VAL_FRAMES = 16  # held-out frames per CRF (about) in each validation ...
-SCORE_FRAMES = 32  # ... and in the final score
+SCORE_FRAMES = 16  # ... and in the final score
 ACTOR = 1  # the one speaker of the temporary cache
 
 

@@ -435,8 +435,8 @@ class Trainer:
         bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=not main, desc="train",
                    dynamic_ncols=True, unit="it")
         last_val: dict[str, float] = {}
-        if main and cfg.keep_best and self.best is None:
-            self._validated(self.validate(), val_log)  # the starting weights are a candidate too
+        if main and cfg.keep_best and self.best is None:  # the starting weights are a candidate too
+            self._validated(self.validate(), val_log, bar)
         for batch in loader:
             terms = self._step(batch)
             self.iteration += 1
@@ -446,9 +446,7 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items()})
                 log.write({"iteration": self.iteration, **terms, "it_per_s": round(rate, 3)})
             if main and self.iteration % cfg.val_every == 0:
-                last_val = self._validated(self.validate(), val_log)
-                bar.write(f"iteration {self.iteration}: validation face PSNR "
-                          + ", ".join(f"{k} {v:.2f} dB" for k, v in last_val.items()))
+                last_val = self._validated(self.validate(), val_log, bar)
             if main and (self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations):
                 self.save_checkpoint()
         bar.close()
@@ -465,9 +463,13 @@ class Trainer:
             self.save_model(self.out / "model.safetensors", info=info, state=state)
         return last_val
 
-    def _validated(self, result: dict[str, float], val_log: _CsvLog) -> dict[str, float]:
-        """Log a validation of the current weights and, with keep_best, keep them if they are the best yet."""
+    def _validated(self, result: dict[str, float], val_log: _CsvLog, bar: tqdm | None = None) -> dict[str, float]:
+        """Log a validation of the current weights (and show it above `bar`) and, with keep_best, keep them
+        if they are the best yet."""
         val_log.write({"iteration": self.iteration, **result})
+        if bar is not None:
+            bar.write(f"iteration {self.iteration}: validation face PSNR "
+                      + ", ".join(f"{k} {v:.2f} dB" for k, v in result.items()))
         if self.cfg.keep_best and (self.best is None or result["mean"] > self.best.validation["mean"]):
             state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.best = _Best(self.iteration, result, state)
