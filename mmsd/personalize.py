@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,6 +49,9 @@ from mmsd.degrade import DegradeConfig, FaceCrop, face_mouth_boxes
 from mmsd.errors import MmsdError
 from mmsd.precision import add_argument as add_precision_argument
 from mmsd.timing import FrameTiming
+
+if TYPE_CHECKING:
+    from mmsd.prepare import ClipContent
 
 DEFAULT_ITERATIONS = 600  # ~6-8 min of training on one core (MMSD small, batch 8): <= 10 min for 10 s
 PERSONAL_LR = 1e-4
@@ -112,8 +116,9 @@ def _segment_timing(timing: FrameTiming, start: int, stop: int) -> FrameTiming:
     return FrameTiming.from_pts(ticks, timing.time_base, rates=())
 
 
-def segment_content(footage: Footage, start: int, stop: int, key: str, held_out: bool):
-    """The ClipContent of frames start..stop-1 of `footage` (neutral, no AU target)."""
+def segment_content(footage: Footage, start: int, stop: int, key: str, held_out: bool, part: int) -> ClipContent:
+    """The cache entry content of frames start..stop-1 of `footage`, its `part`-th training or held-out
+    entry (neutral, no AU target)."""
     from mmsd import audio, codec
     from mmsd.prepare import NUM_AUS, ClipContent, hr_frames
 
@@ -128,7 +133,7 @@ def segment_content(footage: Footage, start: int, stop: int, key: str, held_out:
     face_box, mouth_box = face_mouth_boxes(footage.crop, num_frames, cfg=cfg)
     name = key.split("/")[1]
     labels = {"key": key, "name": name, "actor": ACTOR, "emotion": 0, "emotion_name": "neutral", "channel": 1,
-              "statement": 2 if held_out else 1, "repetition": start // SEGMENT_FRAMES + 1,
+              "statement": 2 if held_out else 1, "repetition": part,
               "crop_box": list(footage.crop.box), "crop_source": footage.crop.source,
               "source_size": [footage.width, footage.height], "source": str(footage.path),
               "notes": [f"frames {start}-{stop - 1}"]}
@@ -151,12 +156,11 @@ def entry_jobs(footage: Sequence[Footage]) -> tuple[list, list[str], list[str]]:
     jobs, train, held = [], [], []
     for i, video in enumerate(footage, start=1):
         split = video.split()
-        for part, (keys, held_out, span) in enumerate([(train, False, (0, split)),
-                                                       (held, True, (split, video.num_frames))]):
-            for j, (start, stop) in enumerate(_ranges(*span), start=1):
-                key = f"Actor_{ACTOR:02d}/video{i:02d}-{'heldout' if held_out else 'train'}-{j:02d}"
+        for keys, held_out, span in [(train, False, (0, split)), (held, True, (split, video.num_frames))]:
+            for part, (start, stop) in enumerate(_ranges(*span), start=1):
+                key = f"Actor_{ACTOR:02d}/video{i:02d}-{'heldout' if held_out else 'train'}-{part:02d}"
                 jobs.append(EntryJob(key, str(video.path),
-                                     functools.partial(segment_content, video, start, stop, key, held_out)))
+                                     functools.partial(segment_content, video, start, stop, key, held_out, part)))
                 keys.append(key)
     return jobs, train, held
 
@@ -183,6 +187,7 @@ class Personalized:
 
 
 def resolve_output(out: Path, videos: Sequence[Path]) -> Path:
+    """`out` if a model file can be written there, else MmsdError (before any work is done)."""
     out = Path(out)
     if any(out.resolve() == Path(v).resolve() for v in videos):
         raise MmsdError(f"-o {out} is one of the input videos")
