@@ -53,7 +53,7 @@ from mmsd.timing import FrameTiming
 if TYPE_CHECKING:
     from mmsd.prepare import ClipContent
 
-DEFAULT_ITERATIONS = 600  # ~6-8 min of training on one core (MMSD small, batch 8): <= 10 min for 10 s
+DEFAULT_ITERATIONS = 600  # ~5-8 min of training on one idle core (MMSD small, batch 8 at 0.5-0.8 s)
 PERSONAL_LR = 1e-4
 HELD_OUT = 0.2  # share of each video, at its end, held out for validation
 MIN_SECONDS = 1.0
@@ -268,8 +268,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.safetensors",
                         help="the personal model (for `mmsd decode --model OUT`)")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
-                        help=f"fine-tuning iterations (default {DEFAULT_ITERATIONS}: about 10 minutes on a 2-core "
-                             f"CPU with 10 s of footage)")
+                        help=f"fine-tuning iterations of batch 8 (default {DEFAULT_ITERATIONS}; each ~0.5-0.8 s "
+                             f"of one core for MMSD-Net small)")
     parser.add_argument("--lr", type=float, default=PERSONAL_LR,
                         help=f"learning rate at the start, decaying to 1e-6 (default {PERSONAL_LR})")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40],
