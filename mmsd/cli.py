@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("mmsd.evaluate", "the paper's evaluation: Table 1, ablation, per-emotion gains, figures, BD-rate"),
     "train-emotion": ("mmsd.train_emotion", "train the sender-side emotion classifier (for encode --emotion auto)"),
     "finetune": ("mmsd.finetune", "adapt a model to one test speaker and score it (person-ID prior, Sec. 4.3)"),
+    "personalize": ("mmsd.personalize", "a personal model: fine-tune a model on earlier footage of one speaker "
+                                        "(any video)"),
     "demo": ("mmsd.demo", "run the built-in demonstration"),
     "bench": ("mmsd.bench", "time the soft decoders here: model and end-to-end frames/s, real-time factor, memory"),
     "models": ("mmsd.catalog", "list the models available by name: kind, size, purpose, validation figures"),

@@ -12,6 +12,9 @@ Adam from a fresh state at half the training rate (5e-5); 500 iterations of batc
 32x32 LR patches, every CRF mixed. Validation during the run (monitoring only) uses a
 few of the statement-01 clips. Scores use `mmsd.evaluate` with 4 frames per clip.
 
+The training is `tune`, the core `mmsd personalize` shares (on a user's own footage, with a
+held-out slice that picks the best checkpoint).
+
 Layout: RUN/actor_KK/ holds the trainer's run (checkpoint, logs, model.safetensors)
 and prior.json; RUN/prior.md and RUN/prior.json summarise every actor in RUN. A re-run
 skips actors whose model.safetensors exists and resumes from a checkpoint otherwise.
@@ -45,12 +48,17 @@ def actor_keys(cache: str | Path, actor: int) -> tuple[list[str], list[str]]:
     return adapt, test
 
 
-def adapt(*, weights: Path, actor: int, cache: Path, out: Path, iterations: int = FINETUNE_ITERATIONS,
-          lr: float = FINETUNE_LR, device: str = "auto", seed: int = 0, precision: str = "auto",
-          **train_options) -> Path:
-    """Fine-tune the model in `weights` on the actor's statement-01 clips; the tuned model file.
+def tune(*, weights: Path, cache: Path, out: Path, actors: tuple[int, ...], train_keys: list[str],
+         val_keys: list[str], iterations: int = FINETUNE_ITERATIONS, lr: float = FINETUNE_LR,
+         val_every: int | None = None, keep_best: bool = False, device: str = "auto", seed: int = 0,
+         precision: str = "auto", **train_options) -> Path:
+    """The fine-tuning core of `mmsd finetune` and `mmsd personalize`: train the model in `weights`
+    further on clips `train_keys` of `cache` (L1, + the AU loss when the network predicts AUs, no
+    adversarial term) and validate on `val_keys` every `val_every` iterations (default: at the end
+    only); with `keep_best`, the result holds the best-validating weights, the starting ones included.
+    Returns out/model.safetensors (kept, not retrained, when it exists; a checkpoint is resumed).
     precision: of the forwards (`mmsd.precision`); train_options: further `TrainConfig` fields
-    (e.g. batch_size, num_workers)."""
+    (e.g. batch_size, num_workers, lr_schedule)."""
     from mmsd.train import Trainer, TrainConfig
     from mmsd.weights import read_model
 
@@ -60,25 +68,51 @@ def adapt(*, weights: Path, actor: int, cache: Path, out: Path, iterations: int 
     name, config, tensors, _ = read_model(weights)
     if name == "bicubic":
         raise MmsdError(f"{weights}: bicubic has nothing to fine-tune")
-    train_keys, _ = actor_keys(cache, actor)
-    cfg = TrainConfig(iterations=iterations, lr=lr, gan=False, train_actors=(actor,),
-                      val_every=max(iterations, 1), seed=seed, **train_options)
+    cfg = TrainConfig(iterations=iterations, lr=lr, gan=False, train_actors=actors,
+                      val_every=max(val_every or iterations, 1), keep_best=keep_best, seed=seed, **train_options)
     trainer = Trainer(model_name=name, model_config=config, cfg=cfg, cache=cache, out=out, device=device,
-                      init_state=tensors, train_keys=train_keys, val_keys=train_keys[:VAL_CLIPS], precision=precision)
+                      init_state=tensors, train_keys=train_keys, val_keys=val_keys, precision=precision)
     trainer.fit(resume=trainer.checkpoint_path.is_file())
     return model_path
+
+
+def adapt(*, weights: Path, actor: int, cache: Path, out: Path, iterations: int = FINETUNE_ITERATIONS,
+          lr: float = FINETUNE_LR, device: str = "auto", seed: int = 0, precision: str = "auto",
+          **train_options) -> Path:
+    """Fine-tune the model in `weights` on the actor's statement-01 clips (`tune`); the tuned model file."""
+    train_keys, _ = actor_keys(cache, actor)
+    return tune(weights=weights, cache=cache, out=out, actors=(actor,), train_keys=train_keys,
+                val_keys=train_keys[:VAL_CLIPS], iterations=iterations, lr=lr, device=device, seed=seed,
+                precision=precision, **train_options)
+
+
+def general_model(name_or_path: str) -> Path:
+    """The weights file of `--from NAME|PATH`: a shipped model (or one in $MMSD_MODELS) or a file."""
+    from mmsd.weights import find_model
+
+    weights = find_model(name_or_path) or Path(name_or_path)
+    if not weights.is_file():
+        raise MmsdError(f"--from {name_or_path}: neither a shipped model nor a weights file")
+    return weights
+
+
+def compare(cache: Path, models: dict[str, Path | str], *, actors: tuple[int, ...], keys: list[str],
+            frames_per_clip: int = PRIOR_FRAMES_PER_CLIP, progress: bool = True, precision: str = "auto") -> list:
+    """`mmsd.evaluate` rows (FrameScore) of models {label: file, name or 'bicubic'} on clips `keys`."""
+    from mmsd.evaluate import FrameSubset, evaluate, load_model
+
+    loaded = [load_model(f"{label}={spec}", precision=precision) for label, spec in models.items()]
+    return evaluate(cache, loaded, actors=actors, keys=keys, subset=FrameSubset(frames_per_clip), progress=progress)
 
 
 def score(*, general: Path, tuned: Path, actor: int, cache: Path, progress: bool = True,
           precision: str = "auto") -> dict:
     """Face PSNR/SSIM of the general and the tuned model on the actor's statement-02 clips, per CRF."""
-    from mmsd.evaluate import FrameSubset, evaluate, group_means, load_model
+    from mmsd.evaluate import group_means
 
     _, test_keys = actor_keys(cache, actor)
-    models = [load_model(f"general={general}", precision=precision),
-              load_model(f"tuned={tuned}", precision=precision)]
-    rows = evaluate(cache, models, actors=(actor,), keys=test_keys, subset=FrameSubset(PRIOR_FRAMES_PER_CLIP),
-                    progress=progress)
+    rows = compare(cache, {"general": general, "tuned": tuned}, actors=(actor,), keys=test_keys, progress=progress,
+                   precision=precision)
     means = group_means(rows, ("model", "crf"))
     crfs = sorted({crf for _, crf in means})
     per_crf = {
@@ -137,11 +171,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmsd.evaluate import atomic_write_text, write_table
-    from mmsd.weights import find_model
 
-    weights = find_model(args.weights) or Path(args.weights)
-    if not weights.is_file():
-        raise MmsdError(f"--from {args.weights}: neither a shipped model nor a weights file")
+    weights = general_model(args.weights)
     if args.iterations < 1:
         raise MmsdError(f"--iterations must be >= 1, got {args.iterations}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -334,7 +334,7 @@ def _read_clip(clip: Clip, settings: PrepareSettings, mfcc_cfg) -> ClipContent:
         raise codec.CodecError(f"{clip.path}: no video frame could be decoded")
     src_h, src_w = head[0].shape[:2]
     crop = CROPS[settings.crop](head, width=src_w, height=src_h, track=track, cfg=cfg)
-    hr = _hr_frames(chain(head, frames), crop, cfg, (src_h, src_w))
+    hr = hr_frames(chain(head, frames), crop, cfg, (src_h, src_w))
     num_frames = len(hr)
 
     # 2. audio (a clip without audio keeps zero MFCC)
@@ -439,7 +439,7 @@ def _write_content(content: ClipContent, tmp: Path, settings: PrepareSettings, m
     return meta
 
 
-def _hr_frames(frames: Iterator[np.ndarray], crop, cfg: DegradeConfig, size: tuple[int, int]) -> np.ndarray:
+def hr_frames(frames: Iterator[np.ndarray], crop, cfg: DegradeConfig, size: tuple[int, int]) -> np.ndarray:
     """Crop + resize the streamed source frames in chunks: (T, hr_height, hr_width, 3) uint8."""
     out = []
     while chunk := list(islice(frames, _CHUNK)):

@@ -96,6 +96,7 @@ class TrainConfig:
     val_share: int = 20                 # hold out ~1/val_share of the training actors' clips
     val_every: int = 500
     val_frame_step: int = 10
+    keep_best: bool = False             # the model file holds the best-validating weights, the start's included
     checkpoint_every: int = 200
     log_every: int = 10
     num_workers: int = 2
@@ -274,6 +275,7 @@ class Trainer:
         self.adv_start = (cfg.adv_start if cfg.adv_start is not None
                           else math.ceil(cfg.adv_start_epochs * len(self.train_set) / global_batch))
         self.iteration = 0
+        self.best: _Best | None = None  # with keep_best: the best validation so far and its weights
         self._wall_before, self._session_start = 0.0, time.monotonic()
 
     def wall_seconds(self) -> float:
@@ -311,6 +313,9 @@ class Trainer:
             d_tensors, d_rest = weights.flatten_optimizer("opt_d", self.opt_d.state_dict())
             tensors |= d_tensors
             meta["opt_d"] = d_rest
+        if self.best is not None:
+            tensors |= {f"best.{k}": v for k, v in self.best.state.items()}
+            meta["best"] = {"iteration": self.best.iteration, "validation": self.best.validation}
         tensors["rng.torch"] = torch.get_rng_state()
         weights.atomic_save(tensors, self.checkpoint_path, {"state": json.dumps(meta)})
 
@@ -326,13 +331,16 @@ class Trainer:
         if self.disc is not None:
             self.disc.load_state_dict(part("disc."))
             self.opt_d.load_state_dict(weights.unflatten_optimizer("opt_d", tensors, meta["opt_d"]))
+        if "best" in meta:
+            self.best = _Best(meta["best"]["iteration"], meta["best"]["validation"], part("best."))
         torch.set_rng_state(tensors["rng.torch"])
         self.iteration = int(meta["iteration"])
         self._wall_before = float(meta.get("wall_seconds", 0.0))
 
-    def save_model(self, path: Path, info: dict) -> None:
+    def save_model(self, path: Path, info: dict, state: dict[str, torch.Tensor] | None = None) -> None:
+        """The network (its current weights, or `state`) as a model file."""
         weights.save_model(path, name=self.model_name, config=self.model_config,
-                           state=self.model.state_dict(), info=info)
+                           state=self.model.state_dict() if state is None else state, info=info)
 
     # ----------------------------------------------------------------- steps
 
@@ -434,6 +442,8 @@ class Trainer:
         bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=not main, desc="train",
                    dynamic_ncols=True, unit="it")
         last_val: dict[str, float] = {}
+        if main and cfg.keep_best and self.best is None:  # the starting weights are a candidate too
+            self._validated(self.validate(), val_log, bar)
         for batch in loader:
             terms = self._step(batch)
             self.iteration += 1
@@ -443,24 +453,43 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in terms.items()})
                 log.write({"iteration": self.iteration, **terms, "it_per_s": round(rate, 3)})
             if main and self.iteration % cfg.val_every == 0:
-                last_val = self.validate()
-                val_log.write({"iteration": self.iteration, **last_val})
-                bar.write(f"iteration {self.iteration}: validation face PSNR "
-                          + ", ".join(f"{k} {v:.2f} dB" for k, v in last_val.items()))
+                last_val = self._validated(self.validate(), val_log, bar)
             if main and (self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations):
                 self.save_checkpoint()
         bar.close()
         if main:
             if not last_val or self.iteration % cfg.val_every:
-                last_val = self.validate()
-                val_log.write({"iteration": self.iteration, **last_val})
+                last_val = self._validated(self.validate(), val_log)
             self.save_checkpoint()
-            self.save_model(self.out / "model.safetensors", info={
-                "iterations": self.iteration, "train_config": dataclasses.asdict(cfg),
-                "data": str(self.cache), "validation_face_psnr": last_val,
-                "wall_seconds": round(self.wall_seconds(), 1),
-            })
+            info = {"iterations": self.iteration, "train_config": dataclasses.asdict(cfg), "data": str(self.cache),
+                    "validation_face_psnr": last_val, "wall_seconds": round(self.wall_seconds(), 1)}
+            state = None
+            if self.best is not None:
+                last_val, state = self.best.validation, self.best.state
+                info |= {"best_iteration": self.best.iteration, "validation_face_psnr": last_val}
+            self.save_model(self.out / "model.safetensors", info=info, state=state)
         return last_val
+
+    def _validated(self, result: dict[str, float], val_log: _CsvLog, bar: tqdm | None = None) -> dict[str, float]:
+        """Log a validation of the current weights (and show it above `bar`) and, with keep_best, keep them
+        if they are the best yet."""
+        val_log.write({"iteration": self.iteration, **result})
+        if bar is not None:
+            bar.write(f"iteration {self.iteration}: validation face PSNR "
+                      + ", ".join(f"{k} {v:.2f} dB" for k, v in result.items()))
+        if self.cfg.keep_best and (self.best is None or result["mean"] > self.best.validation["mean"]):
+            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best = _Best(self.iteration, result, state)
+        return result
+
+
+@dataclass(frozen=True)
+class _Best:
+    """The best validation of a keep_best run: its iteration, scores (as `Trainer.validate`) and weights."""
+
+    iteration: int
+    validation: dict[str, float]
+    state: dict[str, torch.Tensor]
 
 
 class _CsvLog:

@@ -8,7 +8,7 @@ import torch
 import torch.multiprocessing as mp
 
 from mmsd import cli, weights
-from mmsd.models import load_config
+from mmsd.models import build_model, load_config
 from mmsd.train import TrainConfig, Trainer, resume, start
 
 TINY = dataclasses.asdict(load_config(
@@ -24,8 +24,8 @@ def tiny_config(**overrides) -> TrainConfig:
     return TrainConfig(**(values | overrides))
 
 
-def read_log(run):
-    with open(run / "log.csv", newline="") as f:
+def read_log(run, name="log.csv"):
+    with open(run / name, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -54,6 +54,20 @@ def test_thirty_iterations_lower_the_l1_loss(prepared_cache, tmp_path):
     name, config, _, info = weights.read_model(tmp_path / "run" / "model.safetensors")
     assert (name, config, info["iterations"]) == ("mmsd", TINY | {"channels": 16}, 30)
     assert "crf15" in info["validation_face_psnr"] and "crf40" in info["validation_face_psnr"]
+
+
+def test_keep_best_keeps_the_starting_weights_when_training_only_hurts(prepared_cache, tmp_path):
+    torch.manual_seed(0)
+    start_state = {k: v.clone() for k, v in build_model("mmsd", TINY).state_dict().items()}
+    cfg = tiny_config(iterations=4, lr=0.5, val_every=2, keep_best=True)  # lr 0.5: every step ruins the model
+    trainer = Trainer(model_name="mmsd", model_config=TINY, cfg=cfg, cache=prepared_cache, out=tmp_path / "run",
+                      device="cpu", init_state=start_state)
+    trainer.fit()
+    _, _, tensors, info = weights.read_model(tmp_path / "run" / "model.safetensors")
+    assert info["best_iteration"] == 0 and info["iterations"] == 4
+    assert all(torch.equal(tensors[k], start_state[k]) for k in start_state)
+    validations = [float(r["mean"]) for r in read_log(tmp_path / "run", "val.csv")]
+    assert len(validations) == 3 and validations[0] == info["validation_face_psnr"]["mean"] > max(validations[1:])
 
 
 def test_resume_continues_exactly_as_one_straight_run(prepared_cache, tmp_path):
