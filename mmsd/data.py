@@ -121,6 +121,19 @@ class ClipMeta:
     kbps: dict[int, float]  # video kbps of the LR stream per CRF
     hr_frames: tuple[int, ...]  # frames with a stored HR frame
     crop_source: str  # 'landmarks', 'haar' or 'centre'
+    crop_box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the HR crop in the source frames
+    source: str = ""  # the source video as `prepare` recorded it ('' for content made in memory)
+
+    def find_source(self) -> Path | None:
+        """The clip's source video if it still exists: the recorded path as given, or relative to
+        the folders above the cache (prepare may have run from the repo or from data/)."""
+        if not self.source:
+            return None
+        recorded, cache = Path(self.source), self.path.parent.parent
+        for candidate in (recorded, cache.parent.parent / recorded, cache.parent / recorded):
+            if candidate.is_file():
+                return candidate
+        return None
 
     @classmethod
     def load(cls, path: Path) -> ClipMeta:
@@ -140,6 +153,8 @@ class ClipMeta:
             kbps={int(c): float(v) for c, v in meta["kbps"].items()},
             hr_frames=tuple(range(0, int(meta["num_frames"]), int(meta["hr_step"]))),
             crop_source=meta["crop_source"],
+            crop_box=tuple(int(v) for v in meta["crop_box"]),
+            source=meta.get("source", ""),
         )
 
 

@@ -512,13 +512,12 @@ def _all_hr_frames(index, clip, reader) -> np.ndarray:
     from mmsd import codec
     from mmsd.degrade import resize
 
-    meta = json.loads((clip.path / "meta.json").read_text())
-    source = Path(meta.get("source", ""))
-    if not source.is_file():
+    source = clip.find_source()
+    if source is None:
         raise MmsdError(f"{clip.key}: the cache keeps HR for every {clip.hr_frames[1] - clip.hr_frames[0]}th frame "
-                        f"and its source video {source} is gone; the rate sweep needs every frame "
-                        "(prepare with --hr-step 1, or keep the corpus)")
-    x0, y0, x1, y1 = meta["crop_box"]
+                        f"and its source video {clip.source or '(none recorded)'} is gone; the rate sweep needs "
+                        "every frame (prepare with --hr-step 1, or keep the corpus)")
+    x0, y0, x1, y1 = clip.crop_box
     hr_w, hr_h = index.hr_size
     frames = [resize(f[y0:y1, x0:x1], hr_w, hr_h) for f in codec.read_frames(source)]
     if len(frames) != clip.num_frames or not np.array_equal(frames[0], reader.hr(0)):

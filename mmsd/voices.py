@@ -149,21 +149,13 @@ def voice_variants(samples: np.ndarray, num_frames: int, timing, variants: int, 
     return np.stack(out).astype(np.float32)
 
 
-def _source(clip: ClipMeta, cache: Path) -> Path:
-    """The clip's source video, as `prepare` recorded it (relative to where it ran: here, or the repo)."""
-    import json
-
-    recorded = Path(json.loads((clip.path / "meta.json").read_text())["source"])
-    for candidate in (recorded, cache.parent.parent / recorded, cache.parent / recorded):
-        if candidate.is_file():
-            return candidate
-    raise MmsdError(f"{clip.key}: its source video {recorded} is gone; voices need the clips' audio")
-
-
-def _write_clip(job: tuple[ClipMeta, Path, int, int, dict]) -> str:
-    clip, cache, variants, seed, mfcc_settings = job
+def _write_clip(job: tuple[ClipMeta, int, int, dict]) -> str:
+    clip, variants, seed, mfcc_settings = job
     cfg = audio.MfccConfig(**mfcc_settings)
-    source = _source(clip, cache)
+    source = clip.find_source()
+    if source is None:
+        raise MmsdError(f"{clip.key}: its source video {clip.source or '(none recorded)'} is gone; "
+                        "voices need the clips' audio")
     samples = codec.read_audio(source, sample_rate=cfg.sample_rate)
     mfcc = voice_variants(samples, clip.num_frames, codec.frame_timing(source), variants, seed, clip.key, cfg)
     with atomic_path(clip.path / VOICES_FILE, suffix=".npz") as tmp:
@@ -195,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     mfcc_settings = index.settings.get("mfcc") or {}
     clips = [c for c in index.clips if c.has_audio]
     todo = [c for c in clips if not _done(c, args.variants)]
-    jobs = [(clip, Path(args.cache), args.variants, args.seed, mfcc_settings) for clip in todo]
+    jobs = [(clip, args.variants, args.seed, mfcc_settings) for clip in todo]
     with tqdm(total=len(clips), initial=len(clips) - len(todo), unit="clip", desc="voices",
               disable=args.no_progress, dynamic_ncols=True) as bar:
         if args.workers == 1:

@@ -1,12 +1,15 @@
 """mmsd.data over the session cache that conftest.py prepares (CRF 15 and 40, HR every 2nd frame)."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
 from conftest import CSV_CLIP_KEY, GOOD_CLIPS
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mmsd.data import Batch, CacheDataset, ClipIndex, collate, read_index, window_indices
+from mmsd.data import Batch, CacheDataset, ClipIndex, ClipMeta, collate, read_index, window_indices
 from mmsd.degrade import downsample
 
 
@@ -28,6 +31,17 @@ def test_clip_index_lists_labels_and_bitrates(prepared_cache):
     assert set(clip.kbps) == {15, 40} and clip.kbps[15] > clip.kbps[40] > 0
     assert [c.actor for c in index.select([19])] == [19, 19]
     assert read_index(prepared_cache) == index.clips
+
+
+def test_clip_finds_its_source_video_until_it_is_gone(prepared_cache, fixture_corpus, tmp_path):
+    clip = ClipIndex(prepared_cache).select([1])[1]
+    assert clip.find_source() == fixture_corpus / f"{CSV_CLIP_KEY}.mp4"
+    copy = tmp_path / "cache" / clip.key  # the same meta.json, its source path recorded relative to elsewhere
+    shutil.copytree(clip.path, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    (copy / "meta.json").write_text(json.dumps({**meta, "source": f"gone/{CSV_CLIP_KEY}.mp4"}))
+    moved = ClipMeta.load(copy)
+    assert moved.source.startswith("gone/") and moved.find_source() is None
 
 
 def test_whole_frame_samples_have_the_documented_shapes_types_and_ranges(prepared_cache):
