@@ -1,0 +1,123 @@
+"""Measure `mmsd personalize` against its targets (issue 14): tune on a person's footage, score
+on other footage of the same person that the tuning never saw, against the general model and
+Bicubic (face PSNR per CRF, `mmsd eval`).
+
+    python scripts/personal_check.py actor 20 [--from mmsd]          # synthetic test actor 20
+    python scripts/personal_check.py portrait grace_hopper [--from mmsd]
+
+* ``actor N``: the footage is the actor's statement-01 videos of the corpus (`data/synth`),
+  the score the statement-02 clips of the cache (`data/cache`, a few frames each).
+* ``portrait NAME``: the footage is 10 s of the portrait filmed along camera path 1 at the
+  head framing (`mmsd content portraits` renders the first 2 s of that same path), written as
+  a high-quality video; the score is its path-2 head clip, which the tuning never saw. The
+  general models never saw either (they are the real-face validation set); tuning on a
+  person is what this feature is for.
+
+Everything goes to runs/personal/KIND-NAME/: the footage, the personal model, a one-clip
+(or one-actor) scoring cache of links into the real cache, `mmsd eval`'s output, and
+`check.json` with the wall time of `mmsd personalize` and the gains. Re-running reuses
+what exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MMSD = [str(Path(sys.executable).parent / "mmsd")]  # the console script of this venv
+FOOTAGE_SECONDS = 10
+
+
+def portrait_footage(name: str, out: Path) -> Path:
+    """10 s of the portrait along camera path 1 (head framing), x264 CRF 12: the 'earlier call'."""
+    from mmsd import content
+    from mmsd.codec import VideoWriter
+    from mmsd.stills import PORTRAITS
+
+    video = out / "footage.mp4"
+    if not video.is_file():
+        index = [p.name for p in PORTRAITS].index(name)
+        clip = content.portrait_clip(index, "head", 1, int(FOOTAGE_SECONDS * content.FPS), seed=0)
+        with VideoWriter(video, width=clip.hr.shape[2], height=clip.hr.shape[1], fps=content.FPS, crf=12) as writer:
+            for frame in clip.hr:
+                writer.write(frame)
+    return video
+
+
+def link_cache(source: Path, keys: list[str], out: Path) -> Path:
+    """A cache of the given entries of `source` (symbolic links; its settings copied)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cache.json").write_text((source / "cache.json").read_text())
+    for key in keys:
+        link = out / key
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to((source / key).resolve(), target_is_directory=True)
+    return out
+
+
+def score_cache(kind: str, name: str, out: Path) -> tuple[Path, str]:
+    """(scoring cache, its actor number as `mmsd eval --actors` wants it)."""
+    from mmsd.data import read_index
+
+    if kind == "portrait":
+        source = ROOT / "data" / "portraits"
+        clips = [c for c in read_index(source) if c.key.endswith(f"/{name}-head-2")]
+    else:
+        source = ROOT / "data" / "cache"
+        clips = [c for c in read_index(source) if c.actor == int(name) and c.statement == 2 and c.channel == 1]
+    if not clips:
+        raise SystemExit(f"no scoring clips for {kind} {name} in {source}")
+    return link_cache(source, [c.key for c in clips], out / "score-cache"), str(clips[0].actor)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["actor", "portrait"])
+    parser.add_argument("name", help="test actor number, or portrait name (astronaut, grace_hopper)")
+    parser.add_argument("--from", dest="base", default="mmsd", help="model to personalise (default mmsd)")
+    parser.add_argument("--iterations", type=int, help="personalize's --iterations (default: its own)")
+    parser.add_argument("--frames-per-clip", type=int, default=4, help="scored frames per clip of an actor")
+    args = parser.parse_args()
+
+    out = ROOT / "runs" / "personal" / f"{args.kind}-{args.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.kind == "portrait":
+        videos = [portrait_footage(args.name, out)]
+    else:
+        videos = sorted((ROOT / "data" / "synth" / f"Actor_{int(args.name):02d}").glob(f"01-01-*-*-01-*-{int(args.name):02d}.mp4"))
+    model = out / "personal.safetensors"
+    check = {"footage": [os.path.relpath(v, ROOT) for v in videos], "from": args.base}
+    if not model.is_file():
+        command = [*MMSD, "personalize", *map(str, videos), "--from", args.base, "-o", str(model), "--no-progress",
+                   *(["--iterations", str(args.iterations)] if args.iterations else [])]
+        started = time.monotonic()
+        subprocess.run(command, check=True, cwd=ROOT)
+        check["personalize_seconds"] = time.monotonic() - started
+        (out / "personalize-seconds.txt").write_text(f"{check['personalize_seconds']:.0f}\n")
+    elif (out / "personalize-seconds.txt").is_file():
+        check["personalize_seconds"] = float((out / "personalize-seconds.txt").read_text())
+
+    cache, actor = score_cache(args.kind, args.name, out)
+    frames = ["--frames-per-clip", str(args.frames_per_clip)] if args.kind == "actor" else ["--frame-step", "1"]
+    subprocess.run([*MMSD, "eval", "--data", str(cache), "--actors", actor, "--models", "bicubic", args.base,
+                    f"personal={model}", *frames, "--table1", "bicubic", args.base, "personal", "--no-figures",
+                    "--no-progress", "--out", str(out / "eval")], check=True, cwd=ROOT)
+    table = json.loads((out / "eval" / "table1.json").read_text())
+    psnr = {row["name"]: {c.split()[1]: v for c, v in row["values"].items() if c.endswith("PSNR")} for row in table["rows"]}
+    check["face_psnr"] = psnr
+    check["gain_over_general"] = {crf: psnr["personal"][crf] - psnr[args.base][crf] for crf in psnr["personal"]}
+    check["gain_over_bicubic"] = {crf: psnr["personal"][crf] - psnr["bicubic"][crf] for crf in psnr["personal"]}
+    (out / "check.json").write_text(json.dumps(check, indent=1) + "\n")
+    print(json.dumps(check, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

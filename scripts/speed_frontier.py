@@ -1,0 +1,181 @@
+"""Speed against quality: every decoder configuration that has both a measured speed and a
+measured face PSNR (issue 12, part 3), and which of them no other configuration beats on both.
+
+    python scripts/speed_frontier.py                    # the defaults below -> results/speed_frontier.*
+
+Speeds come from `mmsd bench` JSON files (a later file overrides an earlier one for the same
+model, engine and thread count), qualities from `mmsd eval` Table 1 JSON files (rows named by
+model). A shipped model's speed does not depend on its weights' values, only on its
+architecture and config, so a bench of an older training of the same model still holds.
+Nothing is typed in by hand: the table is a join of those files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHES = ["results/bench-2threads.json", "results/bench-2threads-audio1.json", "results/bench-1thread-idle.json"]
+TABLES = {"synthetic test actors": "results/table1.json,results/ablation.json",
+          "real faces": "results/realfaces/table1.json,results/realfaces/ablation.json"}
+REAL_TIME = 30.0  # fps of the target (issue 12)
+
+
+@dataclass
+class Config:
+    model: str  # the Table 1 row name, e.g. 'mmsd'
+    engine: str
+    threads: int
+    stream_fps: float | None = None  # the network alone, streaming, batch 1
+    e2e_fps: float | None = None  # `Restorer.restore_file` of a clip, decode + network + encode
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.model, self.engine, self.threads
+
+    @property
+    def fps(self) -> float:
+        """The speed the frontier is drawn on: the network's streaming speed, measured for every
+        configuration (end to end, decoding and x264 add about 35 ms per frame: see docs/speed.md)."""
+        return self.stream_fps
+
+
+def _model_name(label: str) -> str:
+    return label.removesuffix(" (shipped)")
+
+
+def read_benches(paths: list[Path]) -> dict[tuple[str, str, int], Config]:
+    configs: dict[tuple[str, str, int], Config] = {}
+
+    def get(label: str, engine: str, threads: int) -> Config:
+        key = (_model_name(label), engine, threads)
+        return configs.setdefault(key, Config(*key))
+
+    for path in paths:
+        bench = json.loads(path.read_text())
+        threads = int(bench["meta"]["threads"])
+        for row in bench["models"]:
+            if row["weights"] == "random" and row["arch"] != "bicubic":
+                continue  # an untrained config has a speed but no quality
+            get(row["label"], "torch", threads).stream_fps = row["stream_fps"]
+            if "onnx_stream_fps" in row:
+                get(row["label"], "onnx", threads).stream_fps = row["onnx_stream_fps"]
+        for row in bench["end_to_end"]:
+            if row["overlap"]:  # the decoder's default
+                get(row["label"], row["engine"], threads).e2e_fps = row["fps"]
+    return configs
+
+
+def read_psnr(paths: str) -> dict[str, dict[int, float]]:
+    """model -> CRF -> face PSNR of `mmsd eval` tables (Table 1 or ablation JSON, comma-separated paths)."""
+    out: dict[str, dict[int, float]] = {}
+    for path in paths.split(","):
+        table = json.loads((ROOT / path).read_text())
+        columns = {int(c.split()[1]): c for c in table["columns"] if c.endswith("PSNR") and "mouth" not in c}
+        for row in table["rows"]:
+            out[row["name"]] = {crf: row["values"][c] for crf, c in columns.items()}
+    return out
+
+
+def on_frontier(configs: list[Config], psnr: dict[str, dict[int, float]], crf: int) -> set[tuple]:
+    """Keys of the scored configurations that no other one matches or beats in both fps and PSNR
+    at `crf` while beating it in one."""
+    points = {c.key: (c.fps, psnr[c.model][crf]) for c in configs if c.model in psnr}
+    return {key for key, (f, p) in points.items()
+            if not any(f2 >= f and p2 >= p and (f2, p2) != (f, p) for f2, p2 in points.values())}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", type=Path, nargs="+", default=[ROOT / p for p in BENCHES])
+    parser.add_argument("--table", nargs="+", metavar="NAME=PATH",
+                        default=[f"{name}={paths}" for name, paths in TABLES.items()])
+    parser.add_argument("--crf", type=int, default=32, help="CRF whose PSNR decides the frontier (default 32)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "speed_frontier")
+    args = parser.parse_args()
+
+    configs = [c for c in sorted(read_benches(args.bench).values(), key=lambda c: -c.fps) if c.stream_fps]
+    tables = {name: read_psnr(paths) for name, paths in (t.split("=", 1) for t in args.table)}
+    rows, lines = [], []
+    crfs = sorted(next(iter(next(iter(tables.values())).values())))
+    header = ["model", "engine", "threads", "stream fps", "end-to-end fps"]
+    for name in tables:
+        header += [f"{name}: CRF {c}" for c in crfs] + [f"{name}: on the frontier (CRF {args.crf})"]
+    fronts = {name: on_frontier(configs, psnr, args.crf) for name, psnr in tables.items()}
+    for c in configs:
+        if not any(c.model in psnr for psnr in tables.values()):
+            continue
+        row = {"model": c.model, "engine": c.engine, "threads": c.threads, "stream_fps": c.stream_fps,
+               "e2e_fps": c.e2e_fps, "psnr": {}}
+        cells = [f"`{c.model}`", c.engine, str(c.threads), _fmt(c.stream_fps), _fmt(c.e2e_fps)]
+        for name, psnr in tables.items():
+            values = psnr.get(c.model)
+            row["psnr"][name] = values
+            cells += [f"{values[crf]:.2f}" if values else "-" for crf in crfs]
+            cells.append("yes" if c.key in fronts[name] else "")
+        rows.append(row)
+        lines.append("| " + " | ".join(cells) + " |")
+
+    best = max((c for c in configs if c.model != "bicubic"), key=lambda c: c.fps)
+    text = [
+        f"**Speed against face PSNR** (`python scripts/speed_frontier.py`): every configuration with a measured "
+        f"speed and a measured quality. Speed: {', '.join(f'`{p.relative_to(ROOT)}`' for p in args.bench)} "
+        "(120x72 -> 480x288, batch 1; end to end = decode + network + x264 encode of a 68-frame clip with sound, "
+        "where measured). Quality: face PSNR (dB) of Table 1 of "
+        + ", ".join(f"{name} (`{paths}`)" for name, paths in (t.split('=', 1) for t in args.table))
+        + f". *Frontier*: no other configuration's network is both at least as fast (streaming fps) and at "
+        f"least as good at CRF {args.crf}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *lines,
+        "",
+        f"Fastest network: `{best.model}` ({best.engine}, {best.threads} threads) at {best.fps:.1f} fps, "
+        f"streaming, {best.fps / REAL_TIME:.2f}x of real time ({REAL_TIME:.0f} fps) before decoding and encoding; "
+        "only Bicubic reaches real time.",
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text("\n".join(text))
+    args.out.with_suffix(".json").write_text(json.dumps({"crf": args.crf, "rows": rows}, indent=1) + "\n")
+    _plot(configs, tables, fronts, args.crf, args.out.with_suffix(".png"))
+    print("\n".join(text))
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _plot(configs: list[Config], tables: dict, fronts: dict, crf: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 4.2), squeeze=False)
+    for ax, (name, psnr) in zip(axes[0], tables.items()):
+        for c in configs:
+            if c.model not in psnr:
+                continue
+            on = c.key in fronts[name]
+            ax.scatter(c.fps, psnr[c.model][crf], marker="o" if c.engine == "torch" else "s",
+                       color="C3" if on else "C0", s=30 if c.threads == 2 else 14)
+            ax.annotate(f"{c.model} {c.engine} {c.threads}t", (c.fps, psnr[c.model][crf]), fontsize=6,
+                        xytext=(3, 2), textcoords="offset points")
+        ax.axvline(REAL_TIME, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("fps (network, streaming)")
+        ax.set_ylabel(f"face PSNR at CRF {crf} (dB)")
+        ax.set_title(name)
+    fig.suptitle("Speed against quality on the 2-core CPU (red: the frontier; dashed: 30 fps)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
