@@ -210,7 +210,7 @@ def test_trainer_runs_bf16_with_the_cgan_and_keeps_fp32_weights(prepared_cache, 
 # --------------------------------------------------------------------------- front doors
 
 
-@pytest.mark.parametrize("command", ["train", "finetune", "eval", "decode", "bench"])
+@pytest.mark.parametrize("command", ["train", "finetune", "personalize", "eval", "decode", "bench"])
 def test_every_front_door_takes_precision_and_rejects_a_bad_one(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
