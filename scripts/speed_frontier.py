@@ -161,17 +161,18 @@ def _plot(configs: list[Config], tables: dict, fronts: dict, crf: int, path: Pat
         for c in configs:
             if c.model not in psnr:
                 continue
-            on = c.key in fronts[name]
-            ax.scatter(c.fps, psnr[c.model][crf], marker="o" if c.engine == "torch" else "s",
-                       color="C3" if on else "C0", s=30 if c.threads == 2 else 14)
-            ax.annotate(f"{c.model} {c.engine} {c.threads}t", (c.fps, psnr[c.model][crf]), fontsize=6,
-                        xytext=(3, 2), textcoords="offset points")
+            x, y = c.fps, psnr[c.model][crf]
+            ax.scatter(x, y, marker="o" if c.engine == "torch" else "s", s=36 if c.threads == 2 else 12,
+                       color="C3" if c.key in fronts[name] else "C0", alpha=0.8)
+            if (c.engine, c.threads) == ("torch", 2):  # one label per model: its default configuration
+                ax.annotate(c.model, (x, y), fontsize=7, xytext=(4, -3), textcoords="offset points")
         ax.axvline(REAL_TIME, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("fps (network, streaming)")
         ax.set_ylabel(f"face PSNR at CRF {crf} (dB)")
         ax.set_title(name)
-    fig.suptitle("Speed against quality on the 2-core CPU (red: the frontier; dashed: 30 fps)", fontsize=9)
+    fig.suptitle("Speed against quality on the 2-core CPU. Red: on the frontier; circle: PyTorch, square: ONNX "
+                 "Runtime; large: 2 threads, small: 1; dashed: 30 fps; labels at PyTorch, 2 threads", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
