@@ -65,6 +65,18 @@ class MfccConfig:
 MFCC_NORMS = ("none", "cmvn")
 
 
+def check_norm(norm: str) -> None:
+    """ValueError unless `norm` is one of MFCC_NORMS."""
+    if norm not in MFCC_NORMS:
+        raise ValueError(f"mfcc_norm must be one of {', '.join(MFCC_NORMS)}, got {norm!r}")
+
+
+def model_norm(config: dict) -> str:
+    """The MFCC normalisation a model's config says it reads: "none" for weights written before
+    the option existed (they were trained on raw MFCC)."""
+    return str(config.get("mfcc_norm", "none"))
+
+
 @dataclass
 class RunningCmvn:
     """Streaming CMVN of MFCC vectors (see the module docstring); one instance per utterance.
@@ -103,8 +115,7 @@ def normalise(mfcc: np.ndarray, norm: str) -> np.ndarray:
 
     "cmvn": `RunningCmvn` from the first frame, exactly what the streaming decoder computes.
     """
-    if norm not in MFCC_NORMS:
-        raise ValueError(f"mfcc_norm must be one of {', '.join(MFCC_NORMS)}, got {norm!r}")
+    check_norm(norm)
     mfcc = np.asarray(mfcc, np.float32)
     if norm == "none":
         return mfcc

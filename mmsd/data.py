@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmsd.audio import MFCC_NORMS, normalise as normalise_mfcc
+from mmsd.audio import check_norm, normalise as normalise_mfcc
 from mmsd.errors import MmsdError
 from mmsd.prepare import CACHE_FORMAT, CACHE_VERSION, decode_image
 
@@ -344,8 +344,7 @@ class CacheDataset(torch.utils.data.Dataset):
             raise ValueError(f"frame_step must be >= 1, got {frame_step}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        if mfcc_norm not in MFCC_NORMS:
-            raise ValueError(f"mfcc_norm must be one of {', '.join(MFCC_NORMS)}, got {mfcc_norm!r}")
+        check_norm(mfcc_norm)
         if not 0.0 <= voice_augment <= 1.0:
             raise ValueError(f"voice_augment must be in [0, 1], got {voice_augment}")
         self.mfcc_norm, self.voice_augment = mfcc_norm, float(voice_augment)

@@ -67,6 +67,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mmsd import emotions, metrics
+from mmsd.audio import model_norm
 from mmsd.bdrate import Curve, bd_rate
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
@@ -152,7 +153,7 @@ class EvalModel:
     @property
     def mfcc_norm(self) -> str:
         """The MFCC normalisation the network reads (`mmsd.audio.MFCC_NORMS`)."""
-        return str(self.config.get("mfcc_norm", "none"))
+        return model_norm(self.config)
 
     @property
     def inputs(self) -> tuple[int, bool, str]:

@@ -71,7 +71,7 @@ from tqdm import tqdm
 import mmsd
 import mmsd.models as models
 from mmsd import emotions, sideinfo, tiling, weights
-from mmsd.audio import MfccConfig, RunningCmvn, iter_mfcc
+from mmsd.audio import MfccConfig, RunningCmvn, iter_mfcc, model_norm
 from mmsd.codec import CodecError, VideoWriter, frame_timing, iter_audio, probe, read_frames
 from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
@@ -199,7 +199,7 @@ class Restorer:
         self.scale = int(self.config.get("scale", 4))
         self.uses_audio = bool(self.config.get("audio", False))
         self.uses_emotion = bool(self.config.get("emotion", False))
-        self.mfcc_norm = str(self.config.get("mfcc_norm", "none"))
+        self.mfcc_norm = model_norm(self.config)
         self.mfcc_config = MfccConfig(
             per_frame=int(self.config.get("mfcc_per_frame", MfccConfig.per_frame)),
             n_mfcc=int(self.config.get("n_mfcc", MfccConfig.n_mfcc)),

@@ -58,6 +58,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from mmsd import metrics, weights
+from mmsd.audio import model_norm
 from mmsd.data import CROP_FOCUS, CacheDataset, collate, read_index
 from mmsd.errors import MmsdError
 from mmsd.models import MODELS, build_model, load_config
@@ -255,7 +256,7 @@ class Trainer:
         self.ddp_disc = self._wrap(self.disc) if self.disc is not None else None
         radius = int(model_config.get("radius", 2))
         causal = bool(model_config.get("causal", False))
-        mfcc_norm = str(model_config.get("mfcc_norm", "none"))
+        mfcc_norm = model_norm(model_config)
         if train_keys is None or val_keys is None:
             default_train, default_val = split_keys(self.cache, cfg)
             train_keys = default_train if train_keys is None else train_keys
