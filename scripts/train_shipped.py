@@ -2,18 +2,20 @@
 
     python scripts/train_shipped.py                      # stage 1, all of them (runs/shipped/NAME)
     python scripts/train_shipped.py mmsd edvr            # some of them
-    python scripts/train_shipped.py --stage real         # stage 2 (runs/real/NAME), from stage 1's weights
+    python scripts/train_shipped.py --stage real         # stage 2 (runs/real2/NAME), from stage 1's weights
     python scripts/train_shipped.py --stage real --ship  # copy finished runs to mmsd/shipped/ with model cards
 
 Stage 1 ("synthetic", issue 5): from random weights on the synthetic corpus.
-Stage 2 ("real", issue 13): every stage-1 model tuned with one recipe (`REAL`) on a mixture
-that teaches real-image restoration: 50% the synthetic corpus, 20% natural-photo clips, 15%
-dead leaves, 15% synthetic faces at 0.35-0.9x the crop's scale in whole frames (the caches of
-`make realdata`); the MMSD-Nets also switch to normalised MFCC (``mfcc_norm=cmvn``) and hear
-a voice variant of the clip's audio in half of the samples (`mmsd voices`). The starting
-weights are copied to runs/real/NAME.start.safetensors when a run starts, so a re-run after
-shipping still starts from stage 1. Second seeds (`mmsd-seed1`, `edvr-seed1`) measure the
-run-to-run spread of stage 2; they are evaluated, not shipped.
+Stage 2 ("real", issue 13): every stage-1 model tuned with one recipe (`REAL_RECIPES`) on a mixture
+that teaches real-image restoration. Recipe 2 (the default): 2,400 iterations, lr 2e-4, 25% the
+synthetic corpus, 20% the photo-style corpus, 30% natural-photo clips, 15% dead leaves, 10%
+synthetic faces at 0.35-0.9x the crop's scale in whole frames (the caches of `make realdata`).
+Recipe 1 (`--recipe 1`, runs/real/): 800 iterations, lr 1e-4, 50% corpus, 20% photos, 15%
+leaves, 15% far faces. The MMSD-Nets with an audio branch also switch to normalised MFCC
+(``mfcc_norm=cmvn``) and hear a voice variant of the clip's audio in half of the samples (`mmsd
+voices`). The starting weights are the stage-1 ones of commit STAGE1_COMMIT (git history), copied
+to the runs folder as NAME.start.safetensors. Second seeds (`mmsd-seed1`, `edvr-seed1`) measure
+the run-to-run spread of stage 2; they are evaluated, not shipped.
 
 Every model gets the same iterations, batch, patch, crops, learning-rate schedule and
 data (the default synthetic corpus's cache, training actors 1-18, all CRFs mixed). A
@@ -59,13 +61,20 @@ MODELS: dict[str, tuple[list[str], str]] = {  # in training order: the slow base
 
 
 # stage 2: one recipe for every model (the mixture's shares were chosen on the real-face validation set,
-# `mmsd content portraits`, with two probes of mmsd: README "Real faces"; never on the test actors)
+# `mmsd content portraits`, with probes of mmsd: README "Real faces"; never on the test actors).
+# Recipe 1 (800 iterations, 35% real images) is kept for the record of runs/real; recipe 2 (3x longer, 45% real
+# images and the photo-style corpus: probe v2) doubled the real-face gain of mmsd at CRF 32.
 STAGE1_COMMIT = "36476b2"  # the last commit whose mmsd/shipped/ holds the stage-1 weights
-REAL_ITERATIONS = 800
-REAL = ["--iterations", str(REAL_ITERATIONS), "--batch", "8", "--patch", "32", "--lr", "1e-4", "--lr-schedule", "cosine",
-        "--lr-min", "1e-6", "--crop-focus", "face", "--workers", "1", "--val-every", str(REAL_ITERATIONS),
-        "--checkpoint-every", "100", "--seed", "0",
-        "--mix", "data/photos:0.2", "data/leaves:0.15", "data/cache-far:0.15"]
+_REAL_COMMON = ["--batch", "8", "--patch", "32", "--lr-schedule", "cosine", "--lr-min", "1e-6", "--crop-focus", "face",
+                "--workers", "1", "--checkpoint-every", "100", "--seed", "0"]
+# recipe -> (run folder under runs/, `mmsd train` arguments)
+REAL_RECIPES: dict[int, tuple[str, list[str]]] = {
+    1: ("real", [*_REAL_COMMON, "--iterations", "800", "--lr", "1e-4", "--val-every", "800",
+                 "--mix", "data/photos:0.2", "data/leaves:0.15", "data/cache-far:0.15"]),
+    2: ("real2", [*_REAL_COMMON, "--iterations", "2400", "--lr", "2e-4", "--val-every", "800",
+                  "--mix", "data/cache-photo:0.2", "data/photos:0.3", "data/leaves:0.15", "data/cache-far:0.1"]),
+}
+REAL_RECIPE = 2  # the one the shipped models follow
 REAL_AUDIO = ["--set", "mfcc_norm=cmvn", "--voice-augment", "0.5"]  # the MMSD-Nets with an audio branch
 # name -> (stage-1 model it starts from, extra arguments)
 REAL_MODELS: dict[str, tuple[str, list[str]]] = {  # slowest first
@@ -82,7 +91,17 @@ REAL_MODELS: dict[str, tuple[str, list[str]]] = {  # slowest first
 NOT_SHIPPED = ("mmsd-seed1", "edvr-seed1")
 
 
-def train(name: str, data: Path, runs: Path, stage: str = "synthetic") -> int:
+def stage1_weights(name: str, out: Path) -> None:
+    """The stage-1 weights of `name` as shipped at STAGE1_COMMIT (today's mmsd/shipped/ holds stage 2)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    blob = subprocess.run(["git", "show", f"{STAGE1_COMMIT}:mmsd/shipped/{REAL_MODELS[name][0]}.safetensors"],
+                          cwd=ROOT, capture_output=True, check=True).stdout
+    partial = out.with_suffix(".part")
+    partial.write_bytes(blob)
+    partial.replace(out)
+
+
+def train(name: str, data: Path, runs: Path, stage: str = "synthetic", recipe: int = REAL_RECIPE) -> int:
     """Start or resume one run; the model's own arguments come after the stage's, so they win."""
     run = runs / name
     mmsd = [sys.executable, "-m", "mmsd.cli", "train"]
@@ -92,11 +111,9 @@ def train(name: str, data: Path, runs: Path, stage: str = "synthetic") -> int:
         shutil.rmtree(run, ignore_errors=True)
         start = runs / f"{name}.start.safetensors"
         if not start.exists():
-            from mmsd.weights import SHIPPED_DIR
-
-            runs.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(SHIPPED_DIR / f"{REAL_MODELS[name][0]}.safetensors", start)
-        command = mmsd + ["--data", str(data), "--out", str(run), "--init", str(start), *REAL, *REAL_MODELS[name][1]]
+            stage1_weights(name, start)
+        command = mmsd + ["--data", str(data), "--out", str(run), "--init", str(start),
+                          *REAL_RECIPES[recipe][1], *REAL_MODELS[name][1]]
     else:
         shutil.rmtree(run, ignore_errors=True)  # a start killed before its first checkpoint
         command = mmsd + ["--data", str(data), "--out", str(run), *COMMON, *MODELS[name][0]]
@@ -108,7 +125,7 @@ def train(name: str, data: Path, runs: Path, stage: str = "synthetic") -> int:
         return subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def ship(name: str, runs: Path, weights: Path) -> None:
+def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> None:
     """mmsd/shipped/NAME.safetensors and NAME.md (package data) from a finished run."""
     from mmsd.weights import read_model
 
@@ -147,7 +164,8 @@ def ship(name: str, runs: Path, weights: Path) -> None:
         f"- wall time on the 2-core CPU (one thread, beside a second run): {info['wall_seconds'] / 60:.0f} min",
         "- validation face PSNR (held-out clips of the training actors): "
         + ", ".join(f"{k} {v:.2f} dB" for k, v in val.items()),
-        "- command: `python scripts/train_shipped.py " + ("--stage real " if init else "") + name + "`",
+        "- command: `python scripts/train_shipped.py " + ("--stage real " if init else "")
+        + (f"--recipe {recipe} " if init and recipe != REAL_RECIPE else "") + name + "`",
         "- test results: synthetic test actors 19-24 `results/results.md` (`make results`); real faces "
         "`results/realfaces/results.md` (`make realfaces`); small faces `results/scales/` (`make scales`)",
         "",
@@ -163,13 +181,15 @@ def main() -> int:
                              f"{', '.join(NOT_SHIPPED)})")
     parser.add_argument("--stage", choices=["synthetic", "real"], default="synthetic",
                         help="synthetic: from scratch on the corpus (stage 1); real: stage 1 tuned on the mixture")
+    parser.add_argument("--recipe", type=int, choices=sorted(REAL_RECIPES), default=REAL_RECIPE,
+                        help=f"stage-2 recipe (default {REAL_RECIPE}, the shipped one; 1 is kept for the record)")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "cache")
     parser.add_argument("--runs", type=Path, help="run folders (default runs/shipped, runs/real for stage real)")
     parser.add_argument("--parallel", type=int, default=2, help="runs at once (default 2, one per core)")
     parser.add_argument("--ship", action="store_true", help="copy finished runs to mmsd/shipped/ with model cards")
     args = parser.parse_args()
     table = REAL_MODELS if args.stage == "real" else MODELS
-    runs = args.runs or ROOT / "runs" / ("real" if args.stage == "real" else "shipped")
+    runs = args.runs or ROOT / "runs" / (REAL_RECIPES[args.recipe][0] if args.stage == "real" else "shipped")
     names = args.names or list(table)
     unknown = [n for n in names if n not in table]
     if unknown:
@@ -179,11 +199,11 @@ def main() -> int:
 
         for name in names:
             if name not in NOT_SHIPPED:
-                ship(name, runs, SHIPPED_DIR)
+                ship(name, runs, SHIPPED_DIR, args.recipe)
         return 0
     started = time.monotonic()
     with ThreadPoolExecutor(args.parallel) as pool:
-        codes = dict(zip(names, pool.map(lambda n: train(n, args.data, runs, args.stage), names)))
+        codes = dict(zip(names, pool.map(lambda n: train(n, args.data, runs, args.stage, args.recipe), names)))
     for name, code in codes.items():
         print(f"{name}: {'finished' if code == 0 else f'failed (exit {code}), see {runs}/{name}.log'}")
     print(f"{(time.monotonic() - started) / 60:.0f} min")
