@@ -770,6 +770,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'bicubic', a model name (`mmsd models`) or a weights file")
     parser.add_argument("--out", type=Path, required=True, help="folder for tables, figures and per-frame scores")
     parser.add_argument("--actors", type=_actor_list, default=None, help="actors to evaluate (default: test 19-24)")
+    parser.add_argument("--clips", nargs="+", metavar="KEY",
+                        help="score only these clips of the actors (cache keys, e.g. Actor_20/01-01-01-01-02-01-20; "
+                             "tables only: no figures, no rate sweep)")
     parser.add_argument("--crf", type=int, nargs="+", dest="crfs", help="CRFs of the cache to use (default: all)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--frames-per-clip", type=int, default=DEFAULT_FRAMES_PER_CLIP, metavar="N",
@@ -833,9 +836,9 @@ def run(args: argparse.Namespace) -> int:
 
     # 1. per-frame scores and the tables
     audio_from = swapped_audio(index.select(actors)) if args.swap_audio else None
-    if args.swap_audio and (args.bd_rate or not args.no_figures):
-        args.bd_rate, args.no_figures = False, True  # both would restore with the clips' own audio
-    rows = evaluate(args.data, models, actors=actors, crfs=args.crfs, subset=subset,
+    if (args.swap_audio or args.clips) and (args.bd_rate or not args.no_figures):
+        args.bd_rate, args.no_figures = False, True  # both would restore other clips, or with the clips' own audio
+    rows = evaluate(args.data, models, actors=actors, keys=args.clips, crfs=args.crfs, subset=subset,
                     batch_size=args.batch, workers=args.workers, audio_from=audio_from, progress=progress)
     if not rows:
         raise MmsdError(f"{args.data}: no frames to evaluate for actors {list(actors)}")

@@ -14,9 +14,8 @@ Bicubic (face PSNR per CRF, `mmsd eval`).
   general models never saw either (they are the real-face validation set); tuning on a
   person is what this feature is for.
 
-Everything goes to runs/personal/KIND-NAME/: the footage, the personal model, a one-clip
-(or one-actor) scoring cache of links into the real cache, `mmsd eval`'s output, and
-`check.json` with the wall time of `mmsd personalize` and the gains. Re-running reuses
+Everything goes to runs/personal/KIND-NAME/: the footage, the personal model, the output of
+`mmsd eval --clips` (the scored clips only), and `check.json` with the wall time of `mmsd personalize` and the gains. Re-running reuses
 what exists.
 """
 
@@ -51,20 +50,8 @@ def portrait_footage(name: str, out: Path) -> Path:
     return video
 
 
-def link_cache(source: Path, keys: list[str], out: Path) -> Path:
-    """A cache of the given entries of `source` (symbolic links; its settings copied)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cache.json").write_text((source / "cache.json").read_text())
-    for key in keys:
-        link = out / key
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            link.symlink_to((source / key).resolve(), target_is_directory=True)
-    return out
-
-
-def score_cache(kind: str, name: str, out: Path) -> tuple[Path, str]:
-    """(scoring cache, its actor number as `mmsd eval --actors` wants it)."""
+def score_clips(kind: str, name: str) -> tuple[Path, str, list[str]]:
+    """(cache, actor number as `mmsd eval --actors` wants it, keys of the clips to score)."""
     from mmsd.data import read_index
 
     if kind == "portrait":
@@ -75,7 +62,7 @@ def score_cache(kind: str, name: str, out: Path) -> tuple[Path, str]:
         clips = [c for c in read_index(source) if c.actor == int(name) and c.statement == 2 and c.channel == 1]
     if not clips:
         raise SystemExit(f"no scoring clips for {kind} {name} in {source}")
-    return link_cache(source, [c.key for c in clips], out / "score-cache"), str(clips[0].actor)
+    return source, str(clips[0].actor), [c.key for c in clips]
 
 
 def summary(out: Path) -> None:
@@ -141,9 +128,9 @@ def main() -> int:
     elif (out / "personalize-seconds.txt").is_file():
         check["personalize_seconds"] = float((out / "personalize-seconds.txt").read_text())
 
-    cache, actor = score_cache(args.kind, args.name, out)
+    cache, actor, keys = score_clips(args.kind, args.name)
     frames = ["--frames-per-clip", str(args.frames_per_clip)] if args.kind == "actor" else ["--frame-step", "1"]
-    subprocess.run([*MMSD, "eval", "--data", str(cache), "--actors", actor, "--models", "bicubic", args.base,
+    subprocess.run([*MMSD, "eval", "--data", str(cache), "--actors", actor, "--clips", *keys, "--models", "bicubic", args.base,
                     f"personal={model}", *frames, "--table1", "bicubic", args.base, "personal", "--no-figures",
                     "--no-progress", "--out", str(out / "eval")], check=True, cwd=ROOT)
     table = json.loads((out / "eval" / "table1.json").read_text())

@@ -272,6 +272,18 @@ def test_eval_cli_on_a_tiny_cache(prepared_cache, tmp_path):
     assert grid.shape[1] == 4 * (240 + 4) + 4  # decoded, bicubic, dbpn-tiny, ground truth
 
 
+def test_eval_cli_scores_only_the_named_clips(prepared_cache, tmp_path):
+    from mmsd.data import read_index
+
+    key = next(c.key for c in read_index(prepared_cache) if c.actor == 19)
+    out = tmp_path / "eval"
+    assert run_eval(["--data", str(prepared_cache), "--models", "bicubic", "--out", str(out), "--actors", "19",
+                     "--clips", key, "--frames-per-clip", "2", "--bd-rate", "--no-progress"]) == 0
+    rows = ev.read_rows(out / "per_frame.csv")
+    assert {r.clip for r in rows} == {key} and len(rows) == 2 * 2  # 2 frames x CRF 15, 40 of that clip only
+    assert not (out / "fig6_one_actor.png").exists() and not (out / "bdrate.json").exists()  # other clips' work
+
+
 def test_eval_cli_rejects_unknown_gain_model(prepared_cache, tmp_path):
     with pytest.raises(MmsdError, match="--gain mmsd:bicubic names a model not in --models"):
         run_eval(["--data", str(prepared_cache), "--models", "bicubic", "--out", str(tmp_path), "--gain",
