@@ -79,7 +79,7 @@ scales: $(STAMP)
 	$(BIN)/mmsd synth --out data/synth-small --actors 4 --size 320x180 --seed 5 --statements 2 --workers 2 \
 		--states neutral happy-normal sad-normal angry-normal surprised-normal
 	$(BIN)/mmsd prepare data/synth-small --out data/cache-small --crop whole --workers 2
-	$(BIN)/mmsd eval --data data/cache-small --actors 1-4 --models $(SHIPPED) --frames-per-clip 8 \
+	$(BIN)/mmsd eval --data data/cache-small --actors 1-4 --models $(SHIPPED) --frames-per-clip 2 \
 		--table1 $(SHIPPED) --no-figures --out results/scales
 
 voices: $(STAMP)
