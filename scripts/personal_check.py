@@ -22,6 +22,7 @@ what exists.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -65,6 +66,15 @@ def score_clips(kind: str, name: str) -> tuple[Path, str, list[str]]:
     return source, str(clips[0].actor), [c.key for c in clips]
 
 
+def weights_id(name: str) -> str:
+    """The first 12 hex digits of the SHA-256 of the weights file `name` resolves to (a shipped model changes
+    when it is retrained; the checks say which one they started from)."""
+    from mmsd.weights import find_model
+
+    path = find_model(name) or Path(name)
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
 def summary(out: Path) -> None:
     """results/personal/: every finished check (its check.json) and one table of them."""
     rows = []
@@ -79,7 +89,7 @@ def summary(out: Path) -> None:
 
         videos = ", ".join(f"`{v}`" for v in check["footage"][:2]) + (" ..." if len(check["footage"]) > 2 else "")
         minutes = f"{check['personalize_seconds'] / 60:.1f}" if "personalize_seconds" in check else "-"
-        cells = [path.parent.name, f"{videos} ({len(check['footage'])} video{'s' * (len(check['footage']) > 1)})",
+        cells = [path.parent.name, f"`{check['from']}` {check.get('from_sha256', '?')}", f"{videos} ({len(check['footage'])} video{'s' * (len(check['footage']) > 1)})",
                  *(joined(psnr[row], ".2f") for row in ("bicubic", check["from"], "personal")),
                  joined(check["gain_over_general"], "+.2f"), joined(check["gain_over_bicubic"], "+.2f"), minutes]
         rows.append("| " + " | ".join(cells) + " |")
@@ -90,8 +100,9 @@ def summary(out: Path) -> None:
             "a portrait's camera-path-2 head clip of `data/portraits` (every stored frame) after tuning on 10 s "
             "filmed along path 1. Minutes: wall time of `mmsd personalize` (one thread, beside one other job).",
             "",
-            "| check | footage | Bicubic | general | personal | gain over general | gain over Bicubic | minutes |",
-            "|---|---|---|---|---|---|---|---|", *rows, ""]
+            "| check | general model (weights SHA-256) | footage | Bicubic | general | personal | gain over general "
+            "| gain over Bicubic | minutes |",
+            "|---|---|---|---|---|---|---|---|---|", *rows, ""]
     (out / "personal.md").write_text("\n".join(text))
     print("\n".join(text))
 
@@ -117,7 +128,11 @@ def main() -> int:
     else:
         videos = sorted((ROOT / "data" / "synth" / f"Actor_{int(args.name):02d}").glob(f"01-01-*-*-01-*-{int(args.name):02d}.mp4"))
     model = out / "personal.safetensors"
-    check = {"footage": [os.path.relpath(v, ROOT) for v in videos], "from": args.base}
+    if model.is_file() and (out / "check.json").is_file():
+        earlier = json.loads((out / "check.json").read_text()).get("from_sha256")
+        if earlier != weights_id(args.base):
+            raise SystemExit(f"{out}: tuned from other weights of {args.base} ({earlier}); move it away to re-run")
+    check = {"footage": [os.path.relpath(v, ROOT) for v in videos], "from": args.base, "from_sha256": weights_id(args.base)}
     if not model.is_file():
         command = [*MMSD, "personalize", *map(str, videos), "--from", args.base, "-o", str(model), "--no-progress",
                    *(["--iterations", str(args.iterations)] if args.iterations else [])]
