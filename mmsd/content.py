@@ -13,6 +13,8 @@ Kinds (each a cache in the `mmsd prepare` format, so the Dataset, `mmsd train --
 * ``photos`` -- natural scenes for **training**: each photograph of `mmsd.stills.NATURAL`
   filmed along `clips_per_photo` random camera paths at a random zoom (always downscaling,
   so the HR frames are sharp). Actor = the photograph's position + 1.
+* ``scenes`` -- the same for the photographs of `mmsd.stills.SCENES` (scikit-learn's and
+  Debian's ``opencv-doc``'s; other camera paths than ``photos``'s).
 * ``leaves`` -- moving dead-leaves clips for **training** (`mmsd.deadleaves`). Actor = 1 + clip // 10.
 
 The degradation is the paper's, done by `mmsd.prepare.build_cache`: 4x antialiased bicubic
@@ -31,12 +33,14 @@ import numpy as np
 from mmsd.degrade import DegradeConfig, boxes_from_face
 from mmsd.errors import MmsdError
 from mmsd.prepare import NUM_AUS, ClipContent, EntryJob, PrepareSettings, build_cache
-from mmsd.stills import NATURAL, PORTRAITS, Motion, animate, tint_grey
+from mmsd.stills import NATURAL, PORTRAITS, SCENES, Motion, Photo, animate, tint_grey
 from mmsd.timing import FrameTiming
 
 FPS = Fraction(30)
 FRAMINGS = ("head", "wide")
-KINDS = ("portraits", "photos", "leaves")
+KINDS = ("portraits", "photos", "scenes", "leaves")
+# training photographs and the salt of their camera paths
+STILLS: dict[str, tuple[tuple[Photo, ...], int]] = {"photos": (NATURAL, 0x9407), "scenes": (SCENES, 0x5CE2)}
 
 
 def _content(frames: np.ndarray, face: np.ndarray | None, labels: dict, cfg: DegradeConfig) -> ClipContent:
@@ -79,11 +83,12 @@ def portrait_clip(index: int, framing: str, path: int, num_frames: int, seed: in
     return _content(frames, boxes, labels, cfg)
 
 
-def photo_clip(index: int, clip: int, num_frames: int, seed: int) -> ClipContent:
-    """Natural photograph `index` of NATURAL along random camera path `clip`."""
+def photo_clip(index: int, clip: int, num_frames: int, seed: int, kind: str = "photos") -> ClipContent:
+    """Photograph `index` of the `kind`'s stills (`STILLS`) along random camera path `clip`."""
     cfg = DegradeConfig()
-    photo = NATURAL[index]
-    rng = np.random.default_rng([seed, 0x9407, index, clip])
+    stills, salt = STILLS[kind]
+    photo = stills[index]
+    rng = np.random.default_rng([seed, salt, index, clip])
     image = tint_grey(photo.load(), rng)
     h, w = image.shape[:2]
     crop_h = rng.uniform(1.0, 2.5) * cfg.hr_height  # always downscaled: sharp HR frames
@@ -127,9 +132,10 @@ def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]
         return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{framing}-{path}", str(p.path),
                          functools.partial(portrait_clip, i, framing, path, frames, seed))
                 for i, p in enumerate(PORTRAITS) for framing in FRAMINGS for path in range(1, clips + 1)]
-    if kind == "photos":
-        return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{c}", str(p.path), functools.partial(photo_clip, i, c, frames, seed))
-                for i, p in enumerate(NATURAL) for c in range(1, clips + 1)]
+    if kind in STILLS:
+        return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{c}", str(p.path),
+                         functools.partial(photo_clip, i, c, frames, seed, kind))
+                for i, p in enumerate(STILLS[kind][0]) for c in range(1, clips + 1)]
     if kind == "leaves":
         return [EntryJob(f"Actor_{1 + c // 10:02d}/leaves-{c:03d}", "dead leaves",
                          functools.partial(leaves_clip, c, frames, seed)) for c in range(clips)]
@@ -138,15 +144,17 @@ def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]
 
 # --------------------------------------------------------------------------- CLI
 
-DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "leaves": 40}
+DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "scenes": 4, "leaves": 40}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=KINDS, help="portraits: real-face validation set (never train on it); "
-                                                   "photos, leaves: real-image content for training")
+                                                   "photos, scenes, leaves: real-image content for training "
+                                                   "(scenes needs Debian's opencv-doc)")
     parser.add_argument("--out", type=Path, required=True, help="cache directory (created; re-runs resume)")
     parser.add_argument("--clips", type=int, default=None,
-                        help="camera paths per portrait and framing (default 2), clips per photograph (4), "
+                        help="camera paths per portrait and framing (default 2), clips per photograph (4; photos "
+                             "and scenes), "
                              "dead-leaves clips (40)")
     parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60, 2 s)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40], help="x264 CRFs (default 15 32 40)")

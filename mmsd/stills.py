@@ -7,7 +7,12 @@ lie on every machine that has this project's packages:
   ``astronaut.png`` (Eileen Collins) and matplotlib's ``sample_data/grace_hopper.jpg``;
 * **natural scenes** (training): the colour and grey photographs of scikit-image's data
   folder that show no person (a cat, coffee, a rocket, motorcycles, bricks, grass, gravel,
-  coins, the moon, a retina, a galaxy field, a stained tissue slide).
+  coins, the moon, a retina, a galaxy field, a stained tissue slide);
+* **more scenes** (training, `SCENES`): scikit-learn's two sample photographs (a temple in
+  China, a flower; scikit-learn comes with librosa) and 18 photographs of OpenCV's sample
+  data, which Debian's ``opencv-doc`` package installs (``apt-get install opencv-doc``): a
+  mandrill, fruit, buildings, streets, a butterfly, a squirrel, a dog, toys, an aloe, a
+  circuit board, an aerial view, and two with real people (a footballer, a grey office scene).
 
 `animate` films a still with a virtual camera: a smooth pan, zoom, small roll and a slow
 drift of brightness and white balance, each the sum of a few slow sinusoids, rendered at
@@ -36,7 +41,7 @@ class Photo:
     """One shipped photograph: where it lies and, for a portrait, its face box (photo pixels)."""
 
     name: str
-    package: str  # 'skimage' or 'matplotlib'
+    package: str  # 'skimage', 'matplotlib', 'sklearn' or 'opencv-doc'
     file: str  # path inside the package's data folder
     face: Box | None = None  # OpenCV's Haar frontal-face box (mid-forehead to chin), portraits only
 
@@ -49,7 +54,8 @@ class Photo:
         from PIL import Image
 
         if not self.path.is_file():
-            raise MmsdError(f"photo {self.name!r} is not installed ({self.path}); install the project's [test] extras")
+            how = "apt-get install opencv-doc" if self.package == "opencv-doc" else "install the project's [test] extras"
+            raise MmsdError(f"photo {self.name!r} is not installed ({self.path}); {how}")
         with Image.open(self.path) as image:
             return np.asarray(image.convert("RGB"))
 
@@ -65,6 +71,12 @@ def _data_dir(package: str) -> Path:
             import matplotlib
 
             return Path(matplotlib.get_data_path()) / "sample_data"
+        if package == "sklearn":
+            import sklearn.datasets
+
+            return Path(sklearn.datasets.__file__).parent / "images"
+        if package == "opencv-doc":  # Debian's package of OpenCV's samples
+            return Path("/usr/share/doc/opencv-doc/examples/data")
     except ImportError:
         return Path(f"<{package} not installed>")
     raise ValueError(f"unknown photo package {package!r}")
@@ -95,6 +107,17 @@ NATURAL: tuple[Photo, ...] = tuple(
     )
 )
 
+
+# Not part of NATURAL, whose pixels also make the dead-leaves palette and the photo-style renderer's
+# textures: adding photos there would change every corpus made from it.
+SCENES: tuple[Photo, ...] = (
+    Photo("china", "sklearn", "china.jpg"),
+    Photo("flower", "sklearn", "flower.jpg"),
+    *(Photo(file.rsplit(".", 1)[0], "opencv-doc", file) for file in (
+        "baboon.jpg", "fruits.jpg", "building.jpg", "butterfly.jpg", "apple.jpg", "orange.jpg", "chicky_512.png",
+        "squirrel_cls.jpg", "home.jpg", "leuvenA.jpg", "graf1.png", "rubberwhale1.png", "smarties.png", "messi5.jpg",
+        "basketball1.png", "aloeL.jpg", "aero1.jpg", "board.jpg")),
+)
 
 @dataclass(frozen=True)
 class Motion:

@@ -4,6 +4,7 @@ import pytest
 from mmsd import content, deadleaves, metrics, stills
 from mmsd.data import CacheDataset, ClipIndex
 from mmsd.degrade import detect_face
+from mmsd.errors import MmsdError
 
 
 @pytest.mark.parametrize("photo", stills.PORTRAITS, ids=lambda p: p.name)
@@ -53,6 +54,20 @@ def test_photo_and_leaves_clips_move_smoothly_and_repeat():
         assert hr.shape == (6, 288, 480, 3) and np.array_equal(hr, make())
         step = metrics.psnr(hr[0], hr[1])
         assert 15 < step < 60  # neighbours differ (motion) but show the same scene
+
+
+def test_scenes_are_other_photos_than_the_validation_portraits_and_name_their_package():
+    sources = {p.path for p in stills.SCENES}
+    assert len(sources) == len(stills.SCENES) == 20
+    assert not sources & {p.path for p in (*stills.PORTRAITS, *stills.NATURAL)}
+    assert stills.SCENES[0].load().shape == (427, 640, 3)  # scikit-learn's, always installed (librosa needs it)
+    missing = stills.Photo("x", "opencv-doc", "no-such-file.jpg")
+    with pytest.raises(MmsdError, match="apt-get install opencv-doc"):
+        missing.load()
+    # the scenes' camera paths are not the photos' ones: same index and clip, other salt
+    jobs = content.jobs("scenes", clips=2, frames=6)
+    assert [j.key for j in jobs[:3]] == ["Actor_01/china-1", "Actor_01/china-2", "Actor_02/flower-1"]
+    assert content.STILLS["scenes"][1] != content.STILLS["photos"][1]
 
 
 def test_dead_leaf_radii_follow_the_power_law():
