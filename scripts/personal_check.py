@@ -98,7 +98,7 @@ def summary(out: Path) -> None:
             "(`--from`, default settings), scored by `mmsd eval` on other footage of the same person: a synthetic "
             "test actor's statement-02 clips of `data/cache` (4 frames each) after tuning on its statement-01 videos, or "
             "a portrait's camera-path-2 head clip of `data/portraits` (every stored frame) after tuning on 10 s "
-            "filmed along path 1. Minutes: wall time of `mmsd personalize` (one thread, beside one other job).",
+            "filmed along path 1. Minutes: wall time of `mmsd personalize` as it ran (on a shared or an idle CPU: README, \"A personal model\").",
             "",
             "| check | general model (weights SHA-256) | footage | Bicubic | general | personal | gain over general "
             "| gain over Bicubic | minutes |",
