@@ -119,6 +119,7 @@ SCENES: tuple[Photo, ...] = (
         "basketball1.png", "aloeL.jpg", "aero1.jpg", "board.jpg")),
 )
 
+
 @dataclass(frozen=True)
 class Motion:
     """Amplitudes of the virtual camera (peak values; each a sum of slow sinusoids)."""

@@ -15,8 +15,9 @@ Bicubic (face PSNR per CRF, `mmsd eval`).
   person is what this feature is for.
 
 Everything goes to runs/personal/KIND-NAME/: the footage, the personal model, the output of
-`mmsd eval --clips` (the scored clips only), and `check.json` with the wall time of `mmsd personalize` and the gains. Re-running reuses
-what exists.
+`mmsd eval --clips` (the scored clips only), and `check.json` with the hash of the general
+model's weights, the wall time of `mmsd personalize` and the gains. Re-running reuses what
+exists (never a personal model tuned from other weights of the general model).
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def summary(out: Path) -> None:
 
         videos = ", ".join(f"`{v}`" for v in check["footage"][:2]) + (" ..." if len(check["footage"]) > 2 else "")
         minutes = f"{check['personalize_seconds'] / 60:.1f}" if "personalize_seconds" in check else "-"
-        cells = [path.parent.name, f"`{check['from']}` {check.get('from_sha256', '?')}", f"{videos} ({len(check['footage'])} video{'s' * (len(check['footage']) > 1)})",
+        count = len(check["footage"])
+        cells = [path.parent.name, f"`{check['from']}` {check.get('from_sha256', '?')}",
+                 f"{videos} ({count} video{'s' * (count > 1)})",
                  *(joined(psnr[row], ".2f") for row in ("bicubic", check["from"], "personal")),
                  joined(check["gain_over_general"], "+.2f"), joined(check["gain_over_bicubic"], "+.2f"), minutes]
         rows.append("| " + " | ".join(cells) + " |")
@@ -98,7 +101,8 @@ def summary(out: Path) -> None:
             "(`--from`, default settings), scored by `mmsd eval` on other footage of the same person: a synthetic "
             "test actor's statement-02 clips of `data/cache` (4 frames each) after tuning on its statement-01 videos, or "
             "a portrait's camera-path-2 head clip of `data/portraits` (every stored frame) after tuning on 10 s "
-            "filmed along path 1. Minutes: wall time of `mmsd personalize` as it ran (on a shared or an idle CPU: README, \"A personal model\").",
+            "filmed along path 1. Minutes: wall time of `mmsd personalize` as it ran (on a shared or an idle CPU: "
+            "README, \"A personal model\").",
             "",
             "| check | general model (weights SHA-256) | footage | Bicubic | general | personal | gain over general "
             "| gain over Bicubic | minutes |",
@@ -128,11 +132,12 @@ def main() -> int:
     else:
         videos = sorted((ROOT / "data" / "synth" / f"Actor_{int(args.name):02d}").glob(f"01-01-*-*-01-*-{int(args.name):02d}.mp4"))
     model = out / "personal.safetensors"
+    base_id = weights_id(args.base)
     if model.is_file() and (out / "check.json").is_file():
         earlier = json.loads((out / "check.json").read_text()).get("from_sha256")
-        if earlier != weights_id(args.base):
+        if earlier != base_id:
             raise SystemExit(f"{out}: tuned from other weights of {args.base} ({earlier}); move it away to re-run")
-    check = {"footage": [os.path.relpath(v, ROOT) for v in videos], "from": args.base, "from_sha256": weights_id(args.base)}
+    check = {"footage": [os.path.relpath(v, ROOT) for v in videos], "from": args.base, "from_sha256": base_id}
     if not model.is_file():
         command = [*MMSD, "personalize", *map(str, videos), "--from", args.base, "-o", str(model), "--no-progress",
                    *(["--iterations", str(args.iterations)] if args.iterations else [])]

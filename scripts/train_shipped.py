@@ -93,12 +93,13 @@ NOT_SHIPPED = ("mmsd-seed1", "edvr-seed1")
 
 def stage1_weights(name: str, out: Path) -> None:
     """The stage-1 weights of `name` as shipped at STAGE1_COMMIT (today's mmsd/shipped/ holds stage 2)."""
+    from mmsd.fileio import atomic_path
+
     out.parent.mkdir(parents=True, exist_ok=True)
     blob = subprocess.run(["git", "show", f"{STAGE1_COMMIT}:mmsd/shipped/{REAL_MODELS[name][0]}.safetensors"],
                           cwd=ROOT, capture_output=True, check=True).stdout
-    partial = out.with_suffix(".part")
-    partial.write_bytes(blob)
-    partial.replace(out)
+    with atomic_path(out) as partial:
+        partial.write_bytes(blob)
 
 
 def train(name: str, data: Path, runs: Path, stage: str = "synthetic", recipe: int = REAL_RECIPE) -> int:
