@@ -67,8 +67,14 @@ def fit_maps(maps: Tensor, size: tuple[int, int], box: Tensor | None = None) -> 
 
     maps (Tensor[B, C, h, w]); box (Tensor[B, 4] or None): the input's region of the full
     frame as fractions (x0, y0, x1, y1) in [0, 1]; None is the whole frame (0, 0, 1, 1).
-    Returns Tensor[B, C, H, W]; bilinear, align_corners=False, borders replicated.
+    Returns Tensor[B, C, H, W]; bilinear, align_corners=False, borders replicated. With a box the
+    sampling runs in fp32, also under autocast: a bf16 grid (8-bit mantissa) would place the maps up
+    to a pixel off within a tile.
     """
+    device = maps.device.type
+    if box is not None and torch.is_autocast_enabled(device):
+        with torch.autocast(device, enabled=False):
+            return fit_maps(maps.float(), size, box.float())
     if box is None:
         # an exported graph keeps (H, W) symbolic, so it resamples always (to the same size: exact)
         if not torch.compiler.is_exporting() and tuple(maps.shape[2:]) == tuple(size):
