@@ -3,11 +3,13 @@ measured face PSNR (issue 12, part 3), and which of them no other configuration 
 
     python scripts/speed_frontier.py                    # the defaults below -> results/speed_frontier.*
 
-Speeds come from `mmsd bench` JSON files (a later file overrides an earlier one for the same
-model, engine and thread count), qualities from `mmsd eval` Table 1 JSON files (rows named by
-model). A shipped model's speed does not depend on its weights' values, only on its
-architecture and config, so a bench of an older training of the same model still holds.
-Nothing is typed in by hand: the table is a join of those files.
+Speeds come from `mmsd bench` JSON files of one machine (a later file overrides an earlier one
+for the same model, engine, precision and thread count), qualities from `mmsd eval` Table 1 JSON
+files (rows named by model). A shipped model's speed does not depend on its weights' values, only
+on its architecture and config, so a bench of an older training of the same model still holds.
+A bf16 configuration is given the quality of the fp32 tables: bf16 inference moves the face PSNR
+by hundredths of a dB (`mmsd eval --precision bf16`, docs/speed.md), far less than the gaps
+between models. Nothing is typed in by hand: the table is a join of those files.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ["results/bench-2threads.json", "results/bench-2threads-audio1.json", "results/bench-1thread-idle.json"]
+# the Xeon with AMX of 2026-12-01 (fp32 and bf16); the AMD EPYC benches of 2026-11-24 are fp32 only
+BENCHES = ["results/bench-xeon-2threads.json", "results/bench-xeon-train.json"]
 TABLES = {"synthetic test actors": "results/table1.json,results/ablation.json",
           "real faces": "results/realfaces/table1.json,results/realfaces/ablation.json"}
 REAL_TIME = 30.0  # fps of the target (issue 12)
@@ -28,13 +31,14 @@ REAL_TIME = 30.0  # fps of the target (issue 12)
 class Config:
     model: str  # the Table 1 row name, e.g. 'mmsd'
     engine: str
+    precision: str
     threads: int
     stream_fps: float | None = None  # the network alone, streaming, batch 1
     e2e_fps: float | None = None  # `Restorer.restore_file` of a clip, decode + network + encode
 
     @property
-    def key(self) -> tuple[str, str, int]:
-        return self.model, self.engine, self.threads
+    def key(self) -> tuple[str, str, str, int]:
+        return self.model, self.engine, self.precision, self.threads
 
     @property
     def fps(self) -> float:
@@ -47,11 +51,11 @@ def _model_name(label: str) -> str:
     return label.removesuffix(" (shipped)")
 
 
-def read_benches(paths: list[Path]) -> dict[tuple[str, str, int], Config]:
-    configs: dict[tuple[str, str, int], Config] = {}
+def read_benches(paths: list[Path]) -> dict[tuple[str, str, str, int], Config]:
+    configs: dict[tuple[str, str, str, int], Config] = {}
 
-    def get(label: str, engine: str, threads: int) -> Config:
-        key = (_model_name(label), engine, threads)
+    def get(label: str, engine: str, precision: str, threads: int) -> Config:
+        key = (_model_name(label), engine, precision, threads)
         return configs.setdefault(key, Config(*key))
 
     for path in paths:
@@ -60,12 +64,13 @@ def read_benches(paths: list[Path]) -> dict[tuple[str, str, int], Config]:
         for row in bench["models"]:
             if row["weights"] == "random" and row["arch"] != "bicubic":
                 continue  # an untrained config has a speed but no quality
-            get(row["label"], "torch", threads).stream_fps = row["stream_fps"]
+            precision = row.get("precision", "fp32")  # benches before issue 12 timed fp32 only
+            get(row["label"], "torch", precision, threads).stream_fps = row["stream_fps"]
             if "onnx_stream_fps" in row:
-                get(row["label"], "onnx", threads).stream_fps = row["onnx_stream_fps"]
+                get(row["label"], "onnx", "fp32", threads).stream_fps = row["onnx_stream_fps"]
         for row in bench["end_to_end"]:
             if row["overlap"]:  # the decoder's default
-                get(row["label"], row["engine"], threads).e2e_fps = row["fps"]
+                get(row["label"], row["engine"], row.get("precision", "fp32"), threads).e2e_fps = row["fps"]
     return configs
 
 
@@ -101,16 +106,16 @@ def main() -> int:
     tables = {name: read_psnr(paths) for name, paths in (t.split("=", 1) for t in args.table)}
     rows, lines = [], []
     crfs = sorted(next(iter(next(iter(tables.values())).values())))
-    header = ["model", "engine", "threads", "stream fps", "end-to-end fps"]
+    header = ["model", "engine", "precision", "threads", "stream fps", "end-to-end fps"]
     for name in tables:
         header += [f"{name}: CRF {c}" for c in crfs] + [f"{name}: on the frontier (CRF {args.crf})"]
     fronts = {name: on_frontier(configs, psnr, args.crf) for name, psnr in tables.items()}
     for c in configs:
         if not any(c.model in psnr for psnr in tables.values()):
             continue
-        row = {"model": c.model, "engine": c.engine, "threads": c.threads, "stream_fps": c.stream_fps,
-               "e2e_fps": c.e2e_fps, "psnr": {}}
-        cells = [f"`{c.model}`", c.engine, str(c.threads), _fmt(c.stream_fps), _fmt(c.e2e_fps)]
+        row = {"model": c.model, "engine": c.engine, "precision": c.precision, "threads": c.threads,
+               "stream_fps": c.stream_fps, "e2e_fps": c.e2e_fps, "psnr": {}}
+        cells = [f"`{c.model}`", c.engine, c.precision, str(c.threads), _fmt(c.stream_fps), _fmt(c.e2e_fps)]
         for name, psnr in tables.items():
             values = psnr.get(c.model)
             row["psnr"][name] = values
@@ -120,20 +125,23 @@ def main() -> int:
         lines.append("| " + " | ".join(cells) + " |")
 
     best = max((c for c in configs if c.model != "bicubic"), key=lambda c: c.fps)
+    cpus = sorted({json.loads(p.read_text())["meta"].get("cpu", "?") for p in args.bench})
     text = [
         f"**Speed against face PSNR** (`python scripts/speed_frontier.py`): every configuration with a measured "
-        f"speed and a measured quality. Speed: {', '.join(f'`{p.relative_to(ROOT)}`' for p in args.bench)} "
+        f"speed and a measured quality. Speed ({', '.join(cpus)}, 2 cores): "
+        f"{', '.join(f'`{p.relative_to(ROOT)}`' for p in args.bench)} "
         "(120x72 -> 480x288, batch 1; end to end = decode + network + x264 encode of a 68-frame clip with sound, "
         "where measured). Quality: face PSNR (dB) of Table 1 of "
         + ", ".join(f"{name} (`{paths}`)" for name, paths in (t.split('=', 1) for t in args.table))
-        + f". *Frontier*: no other configuration's network is both at least as fast (streaming fps) and at "
-        f"least as good at CRF {args.crf}.",
+        + f"; bf16 rows carry the fp32 quality. *Frontier*: no other configuration's network is both at "
+        f"least as fast (streaming fps) and at least as good at CRF {args.crf}.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
         *lines,
         "",
-        f"Fastest network: `{best.model}` ({best.engine}, {best.threads} threads) at {best.fps:.1f} fps, "
+        f"Fastest network: `{best.model}` ({best.engine}, {best.precision}, {best.threads} threads) at "
+        f"{best.fps:.1f} fps, "
         f"streaming, {best.fps / REAL_TIME:.2f}x of real time ({REAL_TIME:.0f} fps) before decoding and encoding; "
         "only Bicubic reaches real time.",
         "",
@@ -162,17 +170,19 @@ def _plot(configs: list[Config], tables: dict, fronts: dict, crf: int, path: Pat
             if c.model not in psnr:
                 continue
             x, y = c.fps, psnr[c.model][crf]
-            ax.scatter(x, y, marker="o" if c.engine == "torch" else "s", s=36 if c.threads == 2 else 12,
+            marker = {("torch", "fp32"): "o", ("torch", "bf16"): "^"}.get((c.engine, c.precision), "s")
+            ax.scatter(x, y, marker=marker, s=36 if c.threads == 2 else 12,
                        color="C3" if c.key in fronts[name] else "C0", alpha=0.8)
-            if (c.engine, c.threads) == ("torch", 2):  # one label per model: its default configuration
+            if (c.engine, c.precision, c.threads) == ("torch", "fp32", 2):  # one label per model
                 ax.annotate(c.model, (x, y), fontsize=7, xytext=(4, -3), textcoords="offset points")
         ax.axvline(REAL_TIME, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("fps (network, streaming)")
         ax.set_ylabel(f"face PSNR at CRF {crf} (dB)")
         ax.set_title(name)
-    fig.suptitle("Speed against quality on the 2-core CPU. Red: on the frontier; circle: PyTorch, square: ONNX "
-                 "Runtime; large: 2 threads, small: 1; dashed: 30 fps; labels at PyTorch, 2 threads", fontsize=8)
+    fig.suptitle("Speed against quality on the 2-core CPU. Red: on the frontier; circle: PyTorch fp32, triangle: "
+                 "PyTorch bf16, square: ONNX Runtime; large: 2 threads, small: 1; dashed: 30 fps; labels at "
+                 "PyTorch fp32, 2 threads", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
