@@ -350,7 +350,7 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print(_row([str(c) for c in r], widths))
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     """The CPU's model name (Linux), else the platform's processor string."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -434,7 +434,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {"torch": torch.__version__, "threads": threads, "cpus": os.cpu_count(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "python": platform.python_version(),
             "lr_size": list(reversed(LR_HW)), "frames": args.frames, "batch": args.batch,
-            "precisions": precisions, "cpu": _cpu_name(), "fast_bf16": has_fast_bf16("cpu"),
+            "precisions": precisions, "cpu": cpu_name(), "fast_bf16": has_fast_bf16("cpu"),
             "load_average_before": list(os.getloadavg())}
     if "onnx" in args.engines:
         import onnxruntime

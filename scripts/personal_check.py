@@ -77,12 +77,15 @@ def weights_id(name: str) -> str:
 
 
 def summary(out: Path) -> None:
-    """results/personal/: every finished check (its check.json) and one table of them."""
+    """results/personal/: every finished check (its check.json) and one table of them. Checks whose run
+    folder is gone (runs/ is not kept between machines) keep the row of their JSON in `out`."""
     rows = []
     out.mkdir(parents=True, exist_ok=True)
-    for path in sorted((ROOT / "runs" / "personal").glob("*/check.json")):
-        check = json.loads(path.read_text())
-        (out / f"{path.parent.name}.json").write_text(json.dumps(check, indent=1) + "\n")
+    checks = {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+    for path in (ROOT / "runs" / "personal").glob("*/check.json"):
+        checks[path.parent.name] = json.loads(path.read_text())
+        (out / f"{path.parent.name}.json").write_text(json.dumps(checks[path.parent.name], indent=1) + "\n")
+    for name, check in sorted(checks.items()):
         psnr, crfs = check["face_psnr"], sorted(check["gain_over_general"], key=int)
 
         def joined(values: dict, fmt: str) -> str:
@@ -91,7 +94,7 @@ def summary(out: Path) -> None:
         videos = ", ".join(f"`{v}`" for v in check["footage"][:2]) + (" ..." if len(check["footage"]) > 2 else "")
         minutes = f"{check['personalize_seconds'] / 60:.1f}" if "personalize_seconds" in check else "-"
         count = len(check["footage"])
-        cells = [path.parent.name, f"`{check['from']}` {check.get('from_sha256', '?')}",
+        cells = [name, f"`{check['from']}` {check.get('from_sha256', '?')}",
                  f"{videos} ({count} video{'s' * (count > 1)})",
                  *(joined(psnr[row], ".2f") for row in ("bicubic", check["from"], "personal")),
                  joined(check["gain_over_general"], "+.2f"), joined(check["gain_over_bicubic"], "+.2f"), minutes]
