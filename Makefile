@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 
 # The rest regenerates what is committed, on this 2-core CPU (see README):
 #   make corpus    the synthetic corpus and its cache under data/ (~25 min)
-#   make realdata  the rest of the training mixture: photo and dead-leaves clips, far faces, voice variants,
-#                  the photo-style corpus (~45 min)
+#   make realdata  the rest of the training mixture: photo, scene, real-face and dead-leaves clips, far faces,
+#                  voice variants, the photo-style corpus (~45 min; scenes and faces need `apt-get install opencv-doc`)
 #   make weights   train the shipped small models (stage 1, hours), tune them on the mixture (stage 2), ship them
 #   make results   Table 1, ablation, per-emotion gains, figures, BD-rate -> results/ (the person prior: make prior)
 #   make realfaces the real-face validation set (shipped portraits) and every shipped model on it -> results/realfaces/
@@ -46,6 +46,8 @@ corpus: $(STAMP)
 realdata: $(STAMP)
 	$(BIN)/mmsd content photos --out data/photos --frames 40
 	$(BIN)/mmsd content leaves --out data/leaves --clips 30 --frames 40
+	$(BIN)/mmsd content scenes --out data/scenes --frames 40   # needs Debian's opencv-doc
+	$(BIN)/mmsd content faces --out data/faces --frames 40     # needs Debian's opencv-doc
 	$(BIN)/mmsd synth --out data/synth-far --actors 18 --face-scale 0.35 0.9 --states neutral happy-normal calm-normal \
 		--statements 1 --workers 2
 	$(BIN)/mmsd prepare data/synth-far --out data/cache-far --crop whole --workers 2

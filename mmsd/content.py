@@ -15,6 +15,11 @@ Kinds (each a cache in the `mmsd prepare` format, so the Dataset, `mmsd train --
   so the HR frames are sharp). Actor = the photograph's position + 1.
 * ``scenes`` -- the same for the photographs of `mmsd.stills.SCENES` (scikit-learn's and
   Debian's ``opencv-doc``'s; other camera paths than ``photos``'s).
+* ``faces`` -- real faces for **training**: each photograph of `mmsd.stills.FACES` (not the
+  portraits) filmed along `clips_per_photo` random camera paths, framed between the paper's
+  head crop and one twice as loose (faces at 0.5-1x the crop's scale), mirrored on every
+  second path. Face boxes move with the camera, so `--crop-focus face` finds the face.
+  Actor = the photograph's position + 1.
 * ``leaves`` -- moving dead-leaves clips for **training** (`mmsd.deadleaves`). Actor = 1 + clip // 10.
 
 The degradation is the paper's, done by `mmsd.prepare.build_cache`: 4x antialiased bicubic
@@ -33,12 +38,12 @@ import numpy as np
 from mmsd.degrade import DegradeConfig, boxes_from_face
 from mmsd.errors import MmsdError
 from mmsd.prepare import NUM_AUS, ClipContent, EntryJob, PrepareSettings, build_cache
-from mmsd.stills import NATURAL, PORTRAITS, SCENES, Motion, Photo, animate, tint_grey
+from mmsd.stills import FACES, NATURAL, PORTRAITS, SCENES, Motion, Photo, animate, tint_grey
 from mmsd.timing import FrameTiming
 
 FPS = Fraction(30)
 FRAMINGS = ("head", "wide")
-KINDS = ("portraits", "photos", "scenes", "leaves")
+KINDS = ("portraits", "photos", "scenes", "faces", "leaves")
 # training photographs and the salt of their camera paths
 STILLS: dict[str, tuple[tuple[Photo, ...], int]] = {"photos": (NATURAL, 0x9407), "scenes": (SCENES, 0x5CE2)}
 
@@ -101,6 +106,28 @@ def photo_clip(index: int, clip: int, num_frames: int, seed: int, kind: str = "p
     return _content(frames, None, _labels(key, name, index + 1, 1, clip, str(photo.path), (w, h)), cfg)
 
 
+def face_clip(index: int, clip: int, num_frames: int, seed: int) -> ClipContent:
+    """Real face `index` of FACES along random camera path `clip` (mirrored when `clip` is even)."""
+    cfg = DegradeConfig()
+    photo = FACES[index]
+    rng = np.random.default_rng([seed, 0xFACE5, index, clip])
+    image, (x0, y0, x1, y1) = photo.load(), photo.face
+    if clip % 2 == 0:
+        image, (x0, x1) = image[:, ::-1], (image.shape[1] - x1, image.shape[1] - x0)
+    face_h = y1 - y0
+    # the paper's head crop, 0.7-1.5x as high: faces at 0.67-1.43x its scale (a narrow photo's sides reflected)
+    crop_h = rng.uniform(0.7, 1.5) * cfg.haar_crop_height * face_h
+    centre = ((x0 + x1) / 2, (y0 + y1) / 2 + cfg.haar_centre_shift * face_h)
+    motion = Motion(pan=rng.uniform(0.02, 0.06), zoom=rng.uniform(0.02, 0.08), roll=rng.uniform(0.5, 3.0))
+    frames, boxes = animate(np.ascontiguousarray(image), centre=centre, crop_height=crop_h, num_frames=num_frames,
+                            rng=rng, width=cfg.hr_width, height=cfg.hr_height, fps=float(FPS), motion=motion,
+                            face=(x0, y0, x1, y1))
+    name = f"{photo.name}-{clip}"
+    key = f"Actor_{index + 1:02d}/{name}"
+    labels = _labels(key, name, index + 1, 1, clip, str(photo.path), image.shape[1::-1])
+    return _content(frames, boxes, labels, cfg)
+
+
 @functools.cache
 def _leaf_sources(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """(palette (N, 3) uint8 of natural-photo pixels, the natural photos as textures)."""
@@ -127,7 +154,7 @@ def leaves_clip(clip: int, num_frames: int, seed: int) -> ClipContent:
 
 def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]:
     """The cache entries of one kind; `clips` = camera paths per portrait and framing, clips per
-    photograph, or dead-leaves clips."""
+    photograph (or face), or dead-leaves clips."""
     if kind == "portraits":
         return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{framing}-{path}", str(p.path),
                          functools.partial(portrait_clip, i, framing, path, frames, seed))
@@ -136,6 +163,10 @@ def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]
         return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{c}", str(p.path),
                          functools.partial(photo_clip, i, c, frames, seed, kind))
                 for i, p in enumerate(STILLS[kind][0]) for c in range(1, clips + 1)]
+    if kind == "faces":
+        return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{c}", str(p.path),
+                         functools.partial(face_clip, i, c, frames, seed))
+                for i, p in enumerate(FACES) for c in range(1, clips + 1)]
     if kind == "leaves":
         return [EntryJob(f"Actor_{1 + c // 10:02d}/leaves-{c:03d}", "dead leaves",
                          functools.partial(leaves_clip, c, frames, seed)) for c in range(clips)]
@@ -144,18 +175,17 @@ def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]
 
 # --------------------------------------------------------------------------- CLI
 
-DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "scenes": 4, "leaves": 40}
+DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "scenes": 4, "faces": 8, "leaves": 40}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=KINDS, help="portraits: real-face validation set (never train on it); "
-                                                   "photos, scenes, leaves: real-image content for training "
-                                                   "(scenes needs Debian's opencv-doc)")
+                                                   "photos, scenes, faces, leaves: real-image content for "
+                                                   "training (scenes and faces need Debian's opencv-doc)")
     parser.add_argument("--out", type=Path, required=True, help="cache directory (created; re-runs resume)")
     parser.add_argument("--clips", type=int, default=None,
-                        help="camera paths per portrait and framing (default 2), clips per photograph (4; photos "
-                             "and scenes), "
-                             "dead-leaves clips (40)")
+                        help="camera paths per portrait and framing (default 2), clips per photograph (photos "
+                             "and scenes 4, faces 8), dead-leaves clips (40)")
     parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60, 2 s)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40], help="x264 CRFs (default 15 32 40)")
     parser.add_argument("--seed", type=int, default=0)

@@ -13,6 +13,10 @@ lie on every machine that has this project's packages:
   data, which Debian's ``opencv-doc`` package installs (``apt-get install opencv-doc``): a
   mandrill, fruit, buildings, streets, a butterfly, a squirrel, a dog, toys, an aloe, a
   circuit board, an aerial view, and two with real people (a footballer, a grey office scene).
+* **faces** (training, `FACES`): five real head-and-shoulders photographs among the figures of
+  OpenCV's HTML documentation (the same ``opencv-doc`` package): three men and two women, the
+  face 180-375 px high, cut out of the figure where it is one panel of several. They teach
+  real skin, eyes and lips; the validation portraits stay unseen.
 
 `animate` films a still with a virtual camera: a smooth pan, zoom, small roll and a slow
 drift of brightness and white balance, each the sum of a few slow sinusoids, rendered at
@@ -43,7 +47,8 @@ class Photo:
     name: str
     package: str  # 'skimage', 'matplotlib', 'sklearn' or 'opencv-doc'
     file: str  # path inside the package's data folder
-    face: Box | None = None  # OpenCV's Haar frontal-face box (mid-forehead to chin), portraits only
+    face: Box | None = None  # OpenCV's Haar frontal-face box (mid-forehead to chin) in `load()`'s pixels; faces only
+    region: Box | None = None  # the part of the file that is the photograph (a panel of a figure); None = all
 
     @property
     def path(self) -> Path:
@@ -54,9 +59,12 @@ class Photo:
         from PIL import Image
 
         if not self.path.is_file():
-            how = "apt-get install opencv-doc" if self.package == "opencv-doc" else "install the project's [test] extras"
+            opencv = self.package.startswith("opencv-doc")
+            how = "apt-get install opencv-doc" if opencv else "install the project's [test] extras"
             raise MmsdError(f"photo {self.name!r} is not installed ({self.path}); {how}")
         with Image.open(self.path) as image:
+            if self.region is not None:
+                image = image.crop(tuple(round(v) for v in self.region))
             return np.asarray(image.convert("RGB"))
 
 
@@ -77,12 +85,15 @@ def _data_dir(package: str) -> Path:
             return Path(sklearn.datasets.__file__).parent / "images"
         if package == "opencv-doc":  # Debian's package of OpenCV's samples
             return Path("/usr/share/doc/opencv-doc/examples/data")
+        if package == "opencv-doc-html":  # the same package's HTML documentation and its figures
+            return Path("/usr/share/doc/opencv-doc/opencv4/html")
     except ImportError:
         return Path(f"<{package} not installed>")
     raise ValueError(f"unknown photo package {package!r}")
 
 
 # The boxes are what mmsd.degrade.detect_face finds on these photos (checked by a test).
+# Validation only: never train the general models on them.
 PORTRAITS: tuple[Photo, ...] = (
     Photo("astronaut", "skimage", "astronaut.png", face=(177.0, 66.0, 272.0, 161.0)),
     Photo("grace_hopper", "matplotlib", "grace_hopper.jpg", face=(155.0, 105.0, 377.0, 327.0)),
@@ -119,6 +130,15 @@ SCENES: tuple[Photo, ...] = (
         "basketball1.png", "aloeL.jpg", "aero1.jpg", "board.jpg")),
 )
 
+
+# Cut out of figures of OpenCV's documentation; boxes as PORTRAITS's (checked by a test). Training only.
+FACES: tuple[Photo, ...] = (
+    Photo("man_jacket", "opencv-doc-html", "230501201_1.jpg", face=(113.0, 211.0, 488.0, 586.0)),
+    Photo("man_smiling", "opencv-doc-html", "227943776_1.jpg", face=(112.0, 95.0, 295.0, 278.0)),
+    Photo("man_glasses", "opencv-doc-html", "example.jpg", face=(32.0, 164.0, 349.0, 481.0), region=(0, 0, 370, 580)),
+    Photo("woman_fair", "opencv-doc-html", "12.jpg", face=(120.0, 17.0, 447.0, 344.0), region=(0, 16, 512, 470)),
+    Photo("woman_dark", "opencv-doc-html", "05.jpg", face=(126.0, 97.0, 428.0, 399.0), region=(0, 16, 512, 470)),
+)
 
 @dataclass(frozen=True)
 class Motion:

@@ -12,6 +12,36 @@ def test_portrait_face_boxes_are_what_the_detector_finds(photo):
     assert np.allclose(detect_face([photo.load()]), photo.face, atol=1.0)
 
 
+_OPENCV_DOC = pytest.mark.skipif(not stills.FACES[0].path.is_file(), reason="needs Debian's opencv-doc")
+
+
+@_OPENCV_DOC
+@pytest.mark.parametrize("photo", stills.FACES, ids=lambda p: p.name)
+def test_training_face_boxes_are_what_the_detector_finds_in_the_cut_out_panel(photo):
+    image = photo.load()
+    assert photo.region is None or image.shape[1::-1] == (photo.region[2] - photo.region[0],
+                                                          photo.region[3] - photo.region[1])
+    assert np.allclose(detect_face([image]), photo.face, atol=1.0)
+
+
+def test_training_faces_are_not_the_validation_portraits():
+    assert not {p.path for p in stills.FACES} & {p.path for p in (*stills.PORTRAITS, *stills.NATURAL, *stills.SCENES)}
+    jobs = content.jobs("faces", clips=2, frames=6)
+    assert [j.key for j in jobs[:3]] == ["Actor_01/man_jacket-1", "Actor_01/man_jacket-2", "Actor_02/man_smiling-1"]
+
+
+@_OPENCV_DOC
+def test_a_mirrored_face_clip_keeps_its_face_in_the_box():
+    photo = stills.FACES[3]  # the face is off the photo's centre line: a box not mirrored would miss it
+    clip = content.face_clip(3, 2, 3, 0)  # even path: mirrored
+    for t in range(3):
+        x0, y0, x1, y1 = box = clip.face_box[t]
+        pad = round((x1 - x0) / 2)
+        left, top = max(0, round(x0) - pad), max(0, round(y0) - pad)
+        found = detect_face([clip.hr[t, top:round(y1) + pad, left:round(x1) + pad]])
+        assert _iou((found[0] + left, found[1] + top, found[2] + left, found[3] + top), box) > 0.8, photo.name
+
+
 def _iou(a, b) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
