@@ -11,8 +11,8 @@ One place decides it for every front door (`mmsd train`, `finetune`, `eval`, `de
   feature checks report them; on CUDA, a GPU with bf16 (Ampere and later). fp16 is not
   offered: it would need loss scaling in training and overflows where bf16 does not.
 * ``bf16`` asked for explicitly where it is not fast still runs (oneDNN emulates it on
-  AVX-512 or AVX2) but with an `MmsdWarning`: on this project's AMD EPYC (Zen 3, AVX2) it is
-  slower than fp32 (docs/speed.md).
+  AVX-512 or AVX2) but with an `MmsdWarning`: on an AMD EPYC Zen 3 (AVX2) it measured 6-14x
+  slower than fp32 (docs/speed.md, "bf16").
 """
 
 from __future__ import annotations
