@@ -576,6 +576,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-focus", choices=CROP_FOCUS, help="training crops around the face (default) or anywhere")
     parser.add_argument("--gan", action="store_true", default=None, help="add the emotion-conditioned cGAN loss")
     parser.add_argument("--adv-start", type=int, help="iteration at which L_adv starts (default: 2 epochs)")
+    parser.add_argument("--adv-weight", type=float, help="lambda1, the weight of L_adv (default 0.01, the paper's)")
     parser.add_argument("--crf", type=int, nargs="+", dest="crfs", help="train on these CRFs only")
     parser.add_argument("--mix", nargs="+", metavar="CACHE:SHARE", type=_mix_pair,
                         help="also draw this share of the samples from another cache (all its clips), e.g. "

@@ -6,24 +6,31 @@ and `scripts/bf16_decode.py` results (issue 12).
 For every bench file, each network timed in both precisions gives its streaming speed (the
 network alone, batch 1, 120x72 -> 480x288) and, where timed, its training step (batch 8, 32x32
 LR); the ratio is fp32 time over bf16 time (above 1: bf16 is faster). The end-to-end decode rows
-come from bf16_decode's JSON files (`mmsd decode` processes, interleaved, medians). Nothing is
-typed in by hand: the tables are read from those files, which name their CPU.
+come from bf16_decode's JSON files (`mmsd decode` processes, interleaved, medians). The quality
+rows compare two `mmsd eval` runs of the same model on the same frames, one per precision
+(`EVALS`: their per-frame scores). Nothing is typed in by hand: the tables are read from those
+files, which name their CPU or their command.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # each: (a name for the CPU in the table, bench JSON files of it; a later file's row wins)
 BENCHES = {
     "Xeon, AMX + AVX512-BF16": ["results/bench-xeon-2threads.json", "results/bench-xeon-train.json"],
+    "Xeon, AMX + AVX512-BF16, another machine, other jobs paused": ["results/bench-xeon-idle-mmsd.json"],
     "EPYC, AVX512-BF16, no AMX": ["results/bench-epyc-2threads-mmsd.json"],
 }
 DECODES = {"Xeon, AMX + AVX512-BF16": "results/bf16-decode-xeon.json",
            "EPYC, AVX512-BF16, no AMX": "results/bf16-decode-epyc.json"}
+# (the CPU the evals ran on, {precision: `mmsd eval` output folder})
+EVALS = ("EPYC, AVX512-BF16, no AMX", {"fp32": "results/bf16-eval-fp32", "bf16": "results/bf16-eval-bf16"})
 
 
 def _rows(paths: list[Path]) -> tuple[dict, dict[tuple[str, str], dict]]:
@@ -43,7 +50,9 @@ def _ratio(fp32: float | None, bf16: float | None) -> str:
 
 def speed_table(cpu: str, paths: list[Path]) -> list[str]:
     meta, rows = _rows(paths)
-    lines = [f"**{cpu}** (`{meta['cpu']}`, {meta['threads']} threads; "
+    load = meta.get("load_average_before")
+    lines = [f"**{cpu}** (`{meta['cpu']}`, {meta['threads']} threads"
+             + (f", 1-min load average {load[0]:.1f} before the last file's run" if load else "") + "; "
              + ", ".join(f"`{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}`" for p in paths) + ")", "",
              "| network | stream fps fp32 | stream fps bf16 | speed-up | train step fp32 (s) | train step bf16 (s) "
              "| speed-up |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -74,6 +83,30 @@ def decode_table(decodes: dict[str, Path]) -> list[str]:
     return lines + [""]
 
 
+def _face_psnr_by_crf(folder: Path) -> dict[tuple[str, str], float]:
+    """{(model, crf): mean face PSNR} over the frames of an `mmsd eval` folder's per_frame.csv."""
+    scores = defaultdict(list)
+    with open(folder / "per_frame.csv") as f:
+        for row in csv.DictReader(f):
+            scores[row["model"], row["crf"]].append(float(row["face_psnr"]))
+    return {key: sum(values) / len(values) for key, values in scores.items()}
+
+
+def quality_table(cpu: str, folders: dict[str, Path]) -> list[str]:
+    if not all((folder / "per_frame.csv").is_file() for folder in folders.values()):
+        return []
+    fp32, bf16 = (_face_psnr_by_crf(folders[p]) for p in ("fp32", "bf16"))
+    commands = [json.loads((folders[p] / "eval.json").read_text())["command"] for p in ("fp32", "bf16")]
+    copies = " and ".join(f"`{folders[p].relative_to(ROOT)}`" for p in ("fp32", "bf16"))
+    lines = [f"**Quality** ({cpu}; `{commands[0]}`, then `{commands[1]}`, their folders copied to {copies}): "
+             "face PSNR (dB) of the same frames", "",
+             "| model | CRF | fp32 | bf16 | bf16 - fp32 |", "|---|---:|---:|---:|---:|"]
+    for model, crf in sorted(fp32.keys() & bf16.keys(), key=lambda key: (key[0], int(key[1]))):
+        a, b = fp32[model, crf], bf16[model, crf]
+        lines.append(f"| {model} | {crf} | {a:.4f} | {b:.4f} | {b - a:+.4f} |")
+    return lines + [""]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bf16-speedups.md")
@@ -84,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     for cpu, files in BENCHES.items():
         lines += speed_table(cpu, [ROOT / f for f in files])
     lines += decode_table({cpu: ROOT / f for cpu, f in DECODES.items()})
+    lines += quality_table(EVALS[0], {p: ROOT / f for p, f in EVALS[1].items()})
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

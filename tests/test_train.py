@@ -211,8 +211,9 @@ def test_init_takes_config_changes_that_keep_the_weights_and_voice_augment(prepa
     run = tmp_path / "run"
     args = ["train", "--data", str(prepared_cache), "--out", str(run), "--init", str(start_weights),
             "--set", "mfcc_norm=cmvn", "--voice-augment", "0.5", "--iterations", "2", "--batch", "2", "--patch", "8",
-            "--workers", "0", "--val-every", "1000"]
+            "--workers", "0", "--val-every", "1000", "--adv-weight", "0.001"]
     assert cli.main(args) == 0
     _, config, _, info = weights.read_model(run / "model.safetensors")
     assert config["mfcc_norm"] == "cmvn" and info["train_config"]["voice_augment"] == 0.5
+    assert info["train_config"]["adv_weight"] == 0.001  # the flag reaches TrainConfig
     assert cli.main([*args[:4], str(tmp_path / "bad"), *args[5:8], "--set", "channels=12"]) == 1  # shapes change
