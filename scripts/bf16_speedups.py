@@ -15,9 +15,7 @@ files, which name their CPU or their command.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,25 +81,20 @@ def decode_table(decodes: dict[str, Path]) -> list[str]:
     return lines + [""]
 
 
-def _face_psnr_by_crf(folder: Path) -> dict[tuple[str, str], float]:
-    """{(model, crf): mean face PSNR} over the frames of an `mmsd eval` folder's per_frame.csv."""
-    scores = defaultdict(list)
-    with open(folder / "per_frame.csv") as f:
-        for row in csv.DictReader(f):
-            scores[row["model"], row["crf"]].append(float(row["face_psnr"]))
-    return {key: sum(values) / len(values) for key, values in scores.items()}
-
-
 def quality_table(cpu: str, folders: dict[str, Path]) -> list[str]:
     if not all((folder / "per_frame.csv").is_file() for folder in folders.values()):
         return []
-    fp32, bf16 = (_face_psnr_by_crf(folders[p]) for p in ("fp32", "bf16"))
+    from mmsd.evaluate import group_means, read_rows
+
+    fp32, bf16 = ({key: means["face_psnr"] for key, means in
+                   group_means(read_rows(folders[p] / "per_frame.csv"), ("model", "crf")).items()}
+                  for p in ("fp32", "bf16"))
     commands = [json.loads((folders[p] / "eval.json").read_text())["command"] for p in ("fp32", "bf16")]
     copies = " and ".join(f"`{folders[p].relative_to(ROOT)}`" for p in ("fp32", "bf16"))
     lines = [f"**Quality** ({cpu}; `{commands[0]}`, then `{commands[1]}`, their folders copied to {copies}): "
              "face PSNR (dB) of the same frames", "",
              "| model | CRF | fp32 | bf16 | bf16 - fp32 |", "|---|---:|---:|---:|---:|"]
-    for model, crf in sorted(fp32.keys() & bf16.keys(), key=lambda key: (key[0], int(key[1]))):
+    for model, crf in sorted(fp32.keys() & bf16.keys()):
         a, b = fp32[model, crf], bf16[model, crf]
         lines.append(f"| {model} | {crf} | {a:.4f} | {b:.4f} | {b - a:+.4f} |")
     return lines + [""]

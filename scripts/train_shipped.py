@@ -12,10 +12,11 @@ synthetic corpus, 20% the photo-style corpus, 30% natural-photo clips, 15% dead 
 synthetic faces at 0.35-0.9x the crop's scale in whole frames (the caches of `make realdata`).
 Recipe 1 (`--recipe 1`, runs/real/): 800 iterations, lr 1e-4, 50% corpus, 20% photos, 15%
 leaves, 15% far faces. Recipes 3 and 4 are candidates on recipe 2's budget that give 15% to the
-real head-and-shoulders photographs of `mmsd content faces` (4: and 15% to opencv-doc's scenes). The MMSD-Nets with an audio branch also switch to normalised MFCC
-(``mfcc_norm=cmvn``) and hear a voice variant of the clip's audio in half of the samples (`mmsd
-voices`). The starting weights are the stage-1 ones of commit STAGE1_COMMIT (git history), copied
-to the runs folder as NAME.start.safetensors. Second seeds (`mmsd-seed1`, `edvr-seed1`) measure
+real head-and-shoulders photographs of `mmsd content faces` (4: and 15% to opencv-doc's scenes).
+The MMSD-Nets with an audio branch also switch to normalised MFCC (``mfcc_norm=cmvn``) and
+hear a voice variant of the clip's audio in half of the samples (`mmsd voices`). The starting
+weights are the stage-1 ones of commit STAGE1_COMMIT (git history), copied to the runs folder as
+NAME.start.safetensors. Second seeds (`mmsd-seed1`, `edvr-seed1`) measure
 the run-to-run spread of stage 2; they are evaluated, not shipped.
 
 Every model gets the same iterations, batch, patch, crops, learning-rate schedule and
