@@ -22,7 +22,7 @@ from mmsd import weights
 
 BICUBIC_PURPOSE = "the plain baseline: bicubic 4x upsampling of each decoded frame, no weights"
 RESTORATION_LR = (72, 120)  # (H, W): MACs of a restoration network per frame at the paper's LR size
-TRAINED_IN = "fp32"  # `mmsd train` and `mmsd train-emotion` train in float32 only (no autocast, no half)
+TRAINED_IN = "fp32"  # models whose metadata have no "precision" (written before `mmsd train --precision`)
 
 
 @dataclass(frozen=True)

@@ -463,7 +463,8 @@ class Trainer:
                 last_val = self._validated(self.validate(), val_log)
             self.save_checkpoint()
             info = {"iterations": self.iteration, "train_config": dataclasses.asdict(cfg), "data": str(self.cache),
-                    "validation_face_psnr": last_val, "wall_seconds": round(self.wall_seconds(), 1)}
+                    "validation_face_psnr": last_val, "wall_seconds": round(self.wall_seconds(), 1),
+                    "precision": self.precision}  # of the forwards (`mmsd models` says "trained in")
             state = None
             if self.best is not None:
                 last_val, state = self.best.validation, self.best.state

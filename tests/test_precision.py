@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import mmsd.precision as precision
-from mmsd import cli, metrics
+from mmsd import catalog, cli, metrics
 from mmsd.errors import MmsdWarning
 from mmsd.models import build_model, load_config
 from mmsd.models.deform import modulated_deform_conv2d
@@ -219,8 +219,10 @@ def test_trainer_runs_bf16_with_the_cgan_and_keeps_fp32_weights(prepared_cache, 
     assert trainer.precision == "bf16"
     validation = trainer.fit()
     assert np.isfinite(validation["mean"])
-    _, _, tensors, _ = read_model(tmp_path / "run" / "model.safetensors")
+    _, _, tensors, info = read_model(tmp_path / "run" / "model.safetensors")
     assert all(t.dtype == torch.float32 for t in tensors.values() if t.is_floating_point())
+    assert info["precision"] == "bf16"  # what `mmsd models` reports as "trained in"
+    assert catalog.describe("run", tmp_path / "run" / "model.safetensors").precision == "bf16"
 
 
 # --------------------------------------------------------------------------- front doors
