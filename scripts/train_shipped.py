@@ -152,6 +152,8 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
     if info.get("iterations") != train_cfg["iterations"]:
         raise SystemExit(f"{name}: run not finished ({info.get('iterations')} of {train_cfg['iterations']} iterations)")
     from mmsd.models import build_model, complexity
+    from mmsd.catalog import TRAINED_IN  # what a model's metadata without "precision" was trained in
+    from mmsd.train import TrainConfig
 
     size = complexity(build_model(arch, config))
     weights.mkdir(exist_ok=True)
@@ -173,11 +175,11 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
         f"- training: {info['iterations']} iterations, batch {train_cfg['batch_size']}, LR patch "
         f"{train_cfg['patch']}x{train_cfg['patch']} ({train_cfg['crop_focus']}-centred crops), Adam "
         f"{tuple(train_cfg['betas'])}, lr {train_cfg['lr']:g} -> {train_cfg['lr_min']:g} ({train_cfg['lr_schedule']})"
-        + (f", cGAN from iteration {train_cfg['adv_start']} (lambda1 {train_cfg.get('adv_weight', 0.01):g})"
+        + (f", cGAN from iteration {train_cfg['adv_start']} (lambda1 {train_cfg.get('adv_weight', TrainConfig.adv_weight):g})"
            if train_cfg["gan"] else "")
         + (f", {train_cfg['voice_augment']:.0%} of the samples hear a voice variant (`mmsd voices`)"
            if train_cfg.get("voice_augment") else ""),
-        f"- wall time: {info['wall_seconds'] / 60:.0f} min of a 2-core CPU, trained in {info.get('precision', 'fp32')} "
+        f"- wall time: {info['wall_seconds'] / 60:.0f} min of a 2-core CPU, trained in {info.get('precision', TRAINED_IN)} "
         "(which CPU, and whether a second run shared it: README, Training)",
         "- validation face PSNR (held-out clips of the training actors): "
         + ", ".join(f"{k} {v:.2f} dB" for k, v in val.items()),
