@@ -68,8 +68,9 @@ MODELS: dict[str, tuple[list[str], str]] = {  # in training order: the slow base
 # stage 2: one recipe for every model (the mixture's shares were chosen on the real-face validation set,
 # `mmsd content portraits`, with probes of mmsd: README "Real faces"; never on the test actors).
 # Recipe 1 (800 iterations, 35% real images) is kept for the record of runs/real; recipe 2 (3x longer, 45% real
-# images and the photo-style corpus: probe v2) doubled the real-face gain of mmsd at CRF 32; recipe 3 (15% of the
-# samples from real faces instead of photo-style corpus and photos) added 0.09 dB more there, recipe 4 (+ scenes) nothing.
+# images and the photo-style corpus: probe v2) doubled the real-face gain of mmsd at CRF 32; recipe 3 (15% of
+# the samples from real faces instead of photo-style corpus and photos) added 0.09 dB more there, recipe 4
+# (+ scenes) nothing.
 STAGE1_COMMIT = "36476b2"  # the last commit whose mmsd/shipped/ holds the stage-1 weights
 _REAL_COMMON = ["--batch", "8", "--patch", "32", "--lr-schedule", "cosine", "--lr-min", "1e-6", "--crop-focus", "face",
                 "--workers", "1", "--checkpoint-every", "100", "--seed", "0"]
@@ -175,11 +176,13 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
         f"- training: {info['iterations']} iterations, batch {train_cfg['batch_size']}, LR patch "
         f"{train_cfg['patch']}x{train_cfg['patch']} ({train_cfg['crop_focus']}-centred crops), Adam "
         f"{tuple(train_cfg['betas'])}, lr {train_cfg['lr']:g} -> {train_cfg['lr_min']:g} ({train_cfg['lr_schedule']})"
-        + (f", cGAN from iteration {train_cfg['adv_start']} (lambda1 {train_cfg.get('adv_weight', TrainConfig.adv_weight):g})"
+        + (f", cGAN from iteration {train_cfg['adv_start']} "
+           f"(lambda1 {train_cfg.get('adv_weight', TrainConfig.adv_weight):g})"
            if train_cfg["gan"] else "")
         + (f", {train_cfg['voice_augment']:.0%} of the samples hear a voice variant (`mmsd voices`)"
            if train_cfg.get("voice_augment") else ""),
-        f"- wall time: {info['wall_seconds'] / 60:.0f} min of a 2-core CPU, trained in {info.get('precision', TRAINED_IN)} "
+        f"- wall time: {info['wall_seconds'] / 60:.0f} min of a 2-core CPU, trained in "
+        f"{info.get('precision', TRAINED_IN)} "
         "(which CPU, and whether a second run shared it: README, Training)",
         "- validation face PSNR (held-out clips of the training actors): "
         + ", ".join(f"{k} {v:.2f} dB" for k, v in val.items()),
@@ -204,7 +207,8 @@ def main() -> int:
                         help=f"stage-2 recipe (default {REAL_RECIPE}, the shipped one; 1 is kept for the record)")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "cache")
     parser.add_argument("--runs", type=Path, help="run folders (default runs/shipped, runs/real for stage real)")
-    parser.add_argument("--parallel", type=int, default=2, help="runs at once (default 2; each gets cores / runs threads)")
+    parser.add_argument("--parallel", type=int, default=2,
+                        help="runs at once (default 2; each gets cores / runs threads)")
     parser.add_argument("--ship", action="store_true", help="copy finished runs to mmsd/shipped/ with model cards")
     args = parser.parse_args()
     table = REAL_MODELS if args.stage == "real" else MODELS
