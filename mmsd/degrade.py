@@ -42,6 +42,7 @@ Face and mouth boxes are int (x0, y0, x1, y1) in HR pixels, x1/y1 exclusive (sli
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -210,6 +211,17 @@ def whole_frame_crop(
     if track is None or not _good_rows(track, cfg.min_confidence).any():
         face = detect_face(frames[: cfg.haar_frames], cfg) if frames is not None and len(frames) else None
     return FaceCrop(box=box, source="whole", face=face)
+
+
+def unmagnified(crop: FaceCrop, *, width: int, height: int, cfg: DegradeConfig = DegradeConfig()) -> FaceCrop:
+    """`crop` grown about its centre to at least hr_height rows (or as large as the width x height
+    source allows), so that the HR frames cut from it are never magnified: a face smaller than the
+    paper crop's scale keeps its own scale and its sharpness instead of being upsampled."""
+    x0, y0, x1, y1 = crop.box
+    if y1 - y0 >= cfg.hr_height:
+        return crop
+    return dataclasses.replace(crop, box=_fit_box(((x0 + x1) / 2, (y0 + y1) / 2), float(cfg.hr_height), width,
+                                                  height, cfg))
 
 
 def _fit_box(centre: tuple[float, float], crop_h: float, width: int, height: int, cfg: DegradeConfig) -> Box:

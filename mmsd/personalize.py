@@ -7,8 +7,11 @@ general model fine-tuned on that footage restores this speaker better. Any size,
 names.
 
 1. Each video gets one head crop, as `mmsd prepare` cuts one without landmarks: the Haar
-   face box of its first frames, the crop 2x the box high (`mmsd.degrade`). The face and
-   mouth boxes the metrics use come from the same box. `--crop whole` keeps the whole
+   face box of its first frames, the crop 2x the box high (`mmsd.degrade`), except that it
+   is never magnified: a crop under 288 rows grows to 480x288 source pixels (or the frame),
+   so a small face keeps its scale and sharpness (`mmsd.degrade.unmagnified`; `--crop
+   head-zoom` scales it up to 480x288 as `prepare` does). The face and mouth boxes the
+   metrics use come from the same box. `--crop whole` keeps the whole
    frame instead (5:3), as `mmsd encode` sends it, for calls whose face is smaller than a
    head crop's.
 2. The last `HELD_OUT` of each video (in time) is held out; the rest is the training
@@ -16,10 +19,11 @@ names.
    CRF) into a temporary cache, in entries of at most `SEGMENT_FRAMES` frames.
 3. The model given by `--from` is fine-tuned by the core `mmsd finetune` uses
    (`mmsd.finetune.tune`): L1 (+ the AU loss, masked: personal footage has no AU target),
-   every CRF mixed, lr `PERSONAL_LR` decaying (cosine) to 1e-6. It is validated on the
-   held-out slice at the start and `VALIDATIONS` times during the run, and the
-   best-validating weights are kept (the starting ones too: a run that only overfits
-   returns the general model).
+   every CRF mixed, lr `PERSONAL_LR` decaying (cosine) to 1e-6, batch 8 of `--patch`-sized
+   LR crops at the face; `--tune-only PART ...` trains only those parts of the network. It
+   is validated on the held-out slice at the start and `VALIDATIONS` times during the run,
+   and the best-validating weights are kept (the starting ones too: a run that only
+   overfits returns the general model).
 4. General and tuned models are scored on the held-out slice (face PSNR per CRF, with
    Bicubic) and OUT is written, atomically, with in its metadata what it was tuned from
    and on. Any error before that leaves nothing behind.
@@ -45,7 +49,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmsd.degrade import DegradeConfig, FaceCrop, face_mouth_boxes
+from mmsd.degrade import DegradeConfig, FaceCrop, face_mouth_boxes, unmagnified
 from mmsd.errors import MmsdError
 from mmsd.precision import add_argument as add_precision_argument
 from mmsd.timing import FrameTiming
@@ -54,10 +58,14 @@ if TYPE_CHECKING:
     from mmsd.prepare import ClipContent
 
 DEFAULT_ITERATIONS = 600  # ~5-8 min of training on one idle core (MMSD small, batch 8 at 0.5-0.8 s)
-PERSONAL_LR = 1e-4
+PERSONAL_LR = 6e-4  # chosen on a synthetic actor of an unseen seed and real training faces (README); 1e-4 gained
+                    # 0.2-0.4 dB less there
+PERSONAL_PATCH = 32  # LR crop side, as the general models train
 HELD_OUT = 0.2  # share of each video, at its end, held out for validation
 MIN_SECONDS = 1.0
 MIN_FRAMES = 5  # 2N + 1 on each side of the split
+# --crop: the `mmsd.prepare.CROPS` box each starts from ('head' is then never magnified)
+PREPARE_CROP = {"head": "head", "head-zoom": "head", "whole": "whole"}
 SEGMENT_FRAMES = 300  # frames per cache entry (10 s at 30 fps: ~125 MB of HR frames in memory)
 VALIDATIONS = 8  # during the run, besides the one of the starting weights
 VAL_FRAMES = 16  # held-out frames per CRF (about) in each validation ...
@@ -88,8 +96,7 @@ class Footage:
 
 
 def read_footage(path: Path, crop: str = "head", cfg: DegradeConfig = DegradeConfig()) -> Footage:
-    """Check a video (decodes every frame), find its face and its crop (`mmsd.prepare.CROPS`: head or
-    whole); MmsdError if unusable."""
+    """Check a video (decodes every frame), find its face and its crop (`CROPS`); MmsdError if unusable."""
     from mmsd import codec
     from mmsd.prepare import CROPS
 
@@ -97,7 +104,9 @@ def read_footage(path: Path, crop: str = "head", cfg: DegradeConfig = DegradeCon
     head = list(islice(frames, cfg.haar_frames))
     count = len(head) + sum(1 for _ in frames)  # a damaged file raises here, before any work
     height, width = head[0].shape[:2]
-    box = CROPS[crop](head, width=width, height=height, cfg=cfg)
+    box = CROPS[PREPARE_CROP[crop]](head, width=width, height=height, cfg=cfg)
+    if crop == "head":
+        box = unmagnified(box, width=width, height=height, cfg=cfg)
     if box.face is None:
         raise MmsdError(f"{path}: no face found in the first {len(head)} frames")
     footage = Footage(path=path, crop=box, timing=codec.frame_timing(path), num_frames=count, width=width,
@@ -203,7 +212,8 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
                 device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
                 validations: int = VALIDATIONS, **train_options) -> Personalized:
     """Fine-tune model `base` (a name or a file) on `videos` of one speaker and write the personal model
-    to `out`. crop: 'head' (the paper's framing) or 'whole' (the whole frame); validations: how often
+    to `out`. crop: 'head' (the paper's framing, never magnified), 'head-zoom' (magnified up to
+    480x288 when smaller) or 'whole' (the whole frame); validations: how often
     the held-out footage is scored during the run; train_options: further `TrainConfig` fields (e.g.
     batch_size, patch, num_workers)."""
     from mmsd import finetune, weights
@@ -214,6 +224,8 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
         raise MmsdError("no video given")
     if iterations < 1:
         raise MmsdError(f"--iterations must be >= 1, got {iterations}")
+    if crop not in PREPARE_CROP:
+        raise MmsdError(f"--crop must be one of {', '.join(sorted(PREPARE_CROP))}, got {crop!r}")
     base_path = finetune.general_model(base)
     out = resolve_output(out, videos)
     name, config, _, _ = weights.read_model(base_path)
@@ -223,7 +235,7 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
     jobs, train_keys, held_keys = entry_jobs(footage)
     with tempfile.TemporaryDirectory(prefix="mmsd-personalize-") as work:
         cache, run = Path(work) / "cache", Path(work) / "run"
-        report = build_cache(cache, jobs, PrepareSettings(crfs=tuple(crfs), crop=crop), progress=progress,
+        report = build_cache(cache, jobs, PrepareSettings(crfs=tuple(crfs), crop=PREPARE_CROP[crop]), progress=progress,
                              log=lambda line: None)
         if report.failed:
             path, reason = report.failed[0]
@@ -272,10 +284,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"of one core for MMSD-Net small)")
     parser.add_argument("--lr", type=float, default=PERSONAL_LR,
                         help=f"learning rate at the start, decaying to 1e-6 (default {PERSONAL_LR})")
+    parser.add_argument("--patch", type=int, default=PERSONAL_PATCH,
+                        help=f"side of the low-resolution training crops, centred on the face (default "
+                             f"{PERSONAL_PATCH}; the cost of an iteration grows with its square)")
+    parser.add_argument("--tune-only", nargs="+", default=[], metavar="PART",
+                        help="train only these top-level parts of the network (e.g. reconstruction), the rest "
+                             "frozen (default: all of it)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40],
                         help="x264 CRFs the footage is degraded at (default 15 32 40)")
-    parser.add_argument("--crop", choices=("head", "whole"), default="head",
-                        help="head: one face-centred 5:3 crop per video, the paper's framing (default); whole: the "
+    parser.add_argument("--crop", choices=sorted(PREPARE_CROP), default="head",
+                        help="head: one face-centred 5:3 crop per video, the paper's framing, never magnified "
+                             "(default); head-zoom: the same scaled up to 480x288 when smaller; whole: the "
                              "whole frame, faces at the footage's own scale (as `mmsd encode` sends a call)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -284,8 +303,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.patch < 8:
+        raise MmsdError(f"--patch must be >= 8, got {args.patch}")
     result = personalize(args.videos, base=args.base, out=args.output, iterations=args.iterations, lr=args.lr,
                          crfs=tuple(args.crf), crop=args.crop, device=args.device, precision=args.precision,
-                         seed=args.seed, progress=not args.no_progress)
+                         seed=args.seed, progress=not args.no_progress, patch=args.patch,
+                         tune_only=tuple(args.tune_only))
     print(result.summary())
     return 0

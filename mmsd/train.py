@@ -98,6 +98,7 @@ class TrainConfig:
     val_every: int = 500
     val_frame_step: int = 10
     keep_best: bool = False             # the model file holds the best-validating weights, the start's included
+    tune_only: tuple[str, ...] = ()     # train only these top-level parts (e.g. reconstruction), freeze the rest
     checkpoint_every: int = 200
     log_every: int = 10
     num_workers: int = 2
@@ -113,6 +114,17 @@ class TrainConfig:
         if self.batch_size < 1 or self.patch < 4 or self.iterations < 0:
             raise ValueError(f"bad training sizes: batch {self.batch_size}, patch {self.patch}, "
                              f"iterations {self.iterations}")
+
+
+def freeze_except(model: nn.Module, parts: Sequence[str]) -> None:
+    """Freeze every parameter of `model` outside its top-level submodules `parts` (fine-tuning a
+    part of a network: the frozen parts get no gradient, so their backward is skipped too)."""
+    children = dict(model.named_children())
+    unknown = sorted(set(parts) - set(children))
+    if unknown:
+        raise MmsdError(f"no part {', '.join(unknown)} to tune; this network has {', '.join(children)}")
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.split(".")[0] in parts)
 
 
 def config_from_dict(cls, values: dict):
@@ -246,6 +258,8 @@ class Trainer:
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[-1].strip()
                 raise MmsdError(f"the starting weights do not fit the {model_name} config ({first})") from None
+        if cfg.tune_only:
+            freeze_except(self.model, cfg.tune_only)
         self.disc = (Discriminator(channels=model_config.get("disc_channels", 64)).to(self.dist.device)
                      if cfg.gan else None)
         self.opt_g = torch.optim.Adam(self._param_groups(self.model), lr=cfg.lr, betas=cfg.betas)
@@ -285,8 +299,9 @@ class Trainer:
 
     def _param_groups(self, model: nn.Module) -> list[dict]:
         offsets = {id(p) for p in getattr(model, "offset_parameters", lambda: [])()}
-        slow = [p for p in model.parameters() if id(p) in offsets]
-        rest = [p for p in model.parameters() if id(p) not in offsets]
+        trained = [p for p in model.parameters() if p.requires_grad]
+        slow = [p for p in trained if id(p) in offsets]
+        rest = [p for p in trained if id(p) not in offsets]
         groups = [{"params": rest, "lr": self.cfg.lr}]
         if slow:
             groups.append({"params": slow, "lr": self.cfg.lr * self.cfg.offset_lr_scale})

@@ -107,6 +107,20 @@ def test_one_line_errors_and_nothing_written(speaker, general, tmp_path, capsys)
     assert good.stat().st_size > 0 and [p.name for p in tmp_path.iterdir() if p.suffix == ".safetensors"] == []
 
 
+def test_a_small_face_is_cut_at_its_own_scale_not_magnified(speaker, tmp_path):
+    from mmsd.personalize import read_footage
+
+    far = tmp_path / "far.mp4"  # the speaker's 320x180 frames in the middle of a 960x540 frame: a small face
+    _write(far, [np.pad(f, ((180, 180), (320, 320), (0, 0)), constant_values=90)
+                 for _, f in zip(range(32), read_frames(_statement(speaker, 1)))])
+    zoom, head = read_footage(far, "head-zoom").crop, read_footage(far, "head").crop
+    x0, y0, x1, y1 = zoom.box
+    assert y1 - y0 < 288  # the paper's head crop would be magnified to 480x288 ...
+    bx0, by0, bx1, by1 = head.box
+    assert (bx1 - bx0, by1 - by0) == (480, 288)  # ... personalize's keeps the source's pixels instead
+    assert bx0 <= x0 and by0 <= y0 and x1 <= bx1 and y1 <= by1 and head.face == zoom.face
+
+
 def test_footage_is_split_in_time_and_cut_into_entries():
     from fractions import Fraction
 

@@ -12,7 +12,8 @@ from PIL import Image
 from mmsd import codec
 from mmsd.cli import main as cli_main
 from mmsd.data import ClipIndex
-from mmsd.degrade import DegradeConfig, FaceCrop, crop_resize, downsample, face_crop_box, face_mouth_boxes
+from mmsd.degrade import (DegradeConfig, FaceCrop, crop_resize, downsample, face_crop_box, face_mouth_boxes,
+                          unmagnified)
 from mmsd.errors import MmsdError
 from mmsd.openface import OpenFaceTrack
 from mmsd.prepare import decode_image, encode_image, prepare_corpus
@@ -95,6 +96,19 @@ def test_without_landmarks_or_a_detectable_face_the_crop_is_centred_and_fits():
     face, mouth = face_mouth_boxes(crop, 3)
     assert (face[:, 0] < mouth[:, 0]).all() and (mouth[:, 3] <= face[:, 3]).all()
     assert ((0 <= face) & (face[:, [2, 3]].max() <= 480)).all()
+
+
+def test_an_unmagnified_crop_keeps_a_small_face_at_its_own_scale():
+    small = FaceCrop(box=(500, 300, 650, 390), source="haar", face=(550.0, 310.0, 600.0, 360.0))  # 150x90
+    grown = unmagnified(small, width=1280, height=720)
+    x0, y0, x1, y1 = grown.box
+    assert (x1 - x0, y1 - y0) == (480, 288) and grown.face == small.face and grown.source == "haar"
+    assert abs((x0 + x1) / 2 - 575) <= 1 and abs((y0 + y1) / 2 - 345) <= 1  # about the same centre
+    corner = unmagnified(FaceCrop(box=(0, 0, 150, 90), source="haar", face=None), width=1280, height=720)
+    assert corner.box == (0, 0, 480, 288)  # moved inside the frame
+    assert unmagnified(small, width=320, height=180).box == (20, 0, 320, 180)  # the largest box that fits
+    big = FaceCrop(box=(0, 0, 600, 360), source="haar", face=None)
+    assert unmagnified(big, width=1280, height=720) is big  # downscaled already: kept
 
 
 def test_a_face_bigger_than_the_frame_gets_the_largest_box_that_fits():

@@ -8,6 +8,7 @@ import torch
 import torch.multiprocessing as mp
 
 from mmsd import cli, weights
+from mmsd.errors import MmsdError
 from mmsd.models import build_model, load_config
 from mmsd.train import TrainConfig, Trainer, resume, start
 
@@ -109,6 +110,18 @@ def test_offset_convs_learn_at_a_lower_rate(prepared_cache, tmp_path):
     fast, slow = trainer.opt_g.param_groups
     assert slow["lr"] == pytest.approx(0.1 * fast["lr"])
     assert {id(p) for p in slow["params"]} == {id(p) for p in trainer.model.offset_parameters()}
+
+
+def test_tune_only_trains_the_named_parts_and_leaves_the_rest_untouched(prepared_cache, tmp_path):
+    cfg = tiny_config(iterations=2, tune_only=("reconstruction",))
+    trainer = Trainer(model_name="mmsd", model_config=TINY, cfg=cfg, cache=prepared_cache, out=tmp_path, device="cpu")
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.fit()
+    moved = {name.split(".")[0] for name, p in trainer.model.named_parameters() if not torch.equal(p, before[name])}
+    assert moved == {"reconstruction"}
+    with pytest.raises(MmsdError, match="no part mouth to tune; this network has video, "):
+        Trainer(model_name="mmsd", model_config=TINY, cfg=tiny_config(tune_only=("mouth",)),
+                cache=prepared_cache, out=tmp_path / "other", device="cpu")
 
 
 def test_training_and_validation_never_see_the_test_actors(prepared_cache, tmp_path):
