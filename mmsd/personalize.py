@@ -209,14 +209,15 @@ def resolve_output(out: Path, videos: Sequence[Path]) -> Path:
 
 
 def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int = DEFAULT_ITERATIONS,
-                lr: float = PERSONAL_LR, crfs: Sequence[int] = (15, 32, 40), crop: str = "head",
+                lr: float = PERSONAL_LR, patch: int = PERSONAL_PATCH, crfs: Sequence[int] = (15, 32, 40),
+                crop: str = "head",
                 device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
                 validations: int = VALIDATIONS, **train_options) -> Personalized:
     """Fine-tune model `base` (a name or a file) on `videos` of one speaker and write the personal model
-    to `out`. crop: 'head' (the paper's framing, never magnified), 'head-zoom' (magnified up to
-    480x288 when smaller) or 'whole' (the whole frame); validations: how often
-    the held-out footage is scored during the run; train_options: further `TrainConfig` fields (e.g.
-    batch_size, patch, num_workers)."""
+    to `out`. patch: side of the LR training crops; crop: 'head' (the paper's framing, never
+    magnified), 'head-zoom' (magnified up to 480x288 when smaller) or 'whole' (the whole frame);
+    validations: how often the held-out footage is scored during the run; train_options: further
+    `TrainConfig` fields (e.g. batch_size, tune_only, num_workers)."""
     from mmsd import finetune, weights
     from mmsd.evaluate import group_means
     from mmsd.prepare import PrepareSettings, build_cache
@@ -225,6 +226,8 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
         raise MmsdError("no video given")
     if iterations < 1:
         raise MmsdError(f"--iterations must be >= 1, got {iterations}")
+    if patch < 8:
+        raise MmsdError(f"--patch must be >= 8, got {patch}")
     if crop not in PREPARE_CROP:
         raise MmsdError(f"--crop must be one of {', '.join(sorted(PREPARE_CROP))}, got {crop!r}")
     base_path = finetune.general_model(base)
@@ -245,7 +248,7 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
         tuned_path = finetune.tune(
             weights=base_path, cache=cache, out=run, actors=(ACTOR,), train_keys=train_keys, val_keys=held_keys,
             iterations=iterations, lr=lr, val_every=max(1, iterations // validations), keep_best=True, seed=seed,
-            device=device, precision=precision, lr_schedule="cosine",
+            device=device, precision=precision, lr_schedule="cosine", patch=patch,
             val_frame_step=max(1, round(held_hr / VAL_FRAMES)), **train_options)
         rows = finetune.compare(cache, {"general": base_path, "tuned": tuned_path, "bicubic": "bicubic"},
                                 actors=(ACTOR,), keys=held_keys, frames_per_clip=max(1, SCORE_FRAMES // len(held_keys)),
@@ -304,8 +307,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.patch < 8:
-        raise MmsdError(f"--patch must be >= 8, got {args.patch}")
     result = personalize(args.videos, base=args.base, out=args.output, iterations=args.iterations, lr=args.lr,
                          crfs=tuple(args.crf), crop=args.crop, device=args.device, precision=args.precision,
                          seed=args.seed, progress=not args.no_progress, patch=args.patch,

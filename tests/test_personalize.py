@@ -57,6 +57,7 @@ def test_personal_model_gains_on_a_sentence_it_never_saw(speaker, general, tmp_p
     assert name == "mmsd" and config == TINY
     tuned_on = info["personalized"]
     assert tuned_on["from_file"] == str(general) and tuned_on["iterations"] == 16
+    assert tuned_on["train_config"]["patch"] == 16 and tuned_on["crop"] == "head"
     (video,) = tuned_on["videos"]
     assert video["file"] == "01-01-01-01-01-01-01.mp4" and video["held_out_frames"] == round(0.2 * video["frames"])
     assert tuned_on["held_out_face_psnr"]["32"]["gain_db"] == pytest.approx(result.tuned[32] - result.general[32])
@@ -97,6 +98,7 @@ def test_one_line_errors_and_nothing_written(speaker, general, tmp_path, capsys)
         "unreadable": ([str(good), str(garbage)], str(general), out, "garbage.mp4"),
         "no face": ([str(faceless)], str(general), out, "wall.mkv: no face found in the first 5 frames"),
         "too short": ([str(short)], str(general), out, "short.mp4: 0.67 s, 20 frames of footage; need at least 1 s"),
+        "patch too small": ([str(good), "--patch", "4"], str(general), out, "--patch must be >= 8, got 4"),
     }
     for case, (videos, base, output, message) in cases.items():
         code = cli.main(["personalize", *videos, "--from", base, "-o", str(output), "--no-progress"])
