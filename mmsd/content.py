@@ -20,6 +20,8 @@ Kinds (each a cache in the `mmsd prepare` format, so the Dataset, `mmsd train --
   head crop and one twice as loose (faces at 0.5-1x the crop's scale), mirrored on every
   second path. Face boxes move with the camera, so `--crop-focus face` finds the face.
   Actor = the photograph's position + 1.
+* ``morefaces`` -- the same for the faces of `mmsd.stills.MORE_FACES` (photographs that PyPI
+  packages ship, read from the package files of `mmsd.stills.archive_dir()`; other camera paths).
 * ``leaves`` -- moving dead-leaves clips for **training** (`mmsd.deadleaves`). Actor = 1 + clip // 10.
 
 The degradation is the paper's, done by `mmsd.prepare.build_cache`: 4x antialiased bicubic
@@ -38,14 +40,15 @@ import numpy as np
 from mmsd.degrade import DegradeConfig, boxes_from_face
 from mmsd.errors import MmsdError
 from mmsd.prepare import NUM_AUS, ClipContent, EntryJob, PrepareSettings, build_cache
-from mmsd.stills import FACES, NATURAL, PORTRAITS, SCENES, Motion, Photo, animate, tint_grey
+from mmsd.stills import FACES, MORE_FACES, NATURAL, PORTRAITS, SCENES, Motion, Photo, animate, tint_grey
 from mmsd.timing import FrameTiming
 
 FPS = Fraction(30)
 FRAMINGS = ("head", "wide")
-KINDS = ("portraits", "photos", "scenes", "faces", "leaves")
+KINDS = ("portraits", "photos", "scenes", "faces", "morefaces", "leaves")
 # training photographs and the salt of their camera paths
 STILLS: dict[str, tuple[tuple[Photo, ...], int]] = {"photos": (NATURAL, 0x9407), "scenes": (SCENES, 0x5CE2)}
+FACE_SETS: dict[str, tuple[tuple[Photo, ...], int]] = {"faces": (FACES, 0xFACE5), "morefaces": (MORE_FACES, 0xFACE6)}
 
 
 def _content(frames: np.ndarray, face: np.ndarray | None, labels: dict, cfg: DegradeConfig) -> ClipContent:
@@ -106,11 +109,13 @@ def photo_clip(index: int, clip: int, num_frames: int, seed: int, kind: str = "p
     return _content(frames, None, _labels(key, name, index + 1, 1, clip, str(photo.path), (w, h)), cfg)
 
 
-def face_clip(index: int, clip: int, num_frames: int, seed: int) -> ClipContent:
-    """Real face `index` of FACES along random camera path `clip` (mirrored when `clip` is even)."""
+def face_clip(index: int, clip: int, num_frames: int, seed: int, kind: str = "faces") -> ClipContent:
+    """Real face `index` of FACES (kind 'faces') or MORE_FACES ('morefaces') along random camera path `clip`
+    (mirrored when `clip` is even)."""
     cfg = DegradeConfig()
-    photo = FACES[index]
-    rng = np.random.default_rng([seed, 0xFACE5, index, clip])
+    photos, salt = FACE_SETS[kind]
+    photo = photos[index]
+    rng = np.random.default_rng([seed, salt, index, clip])
     image, (x0, y0, x1, y1) = photo.load(), photo.face
     if clip % 2 == 0:
         image, (x0, x1) = image[:, ::-1], (image.shape[1] - x1, image.shape[1] - x0)
@@ -163,10 +168,10 @@ def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]
         return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{c}", str(p.path),
                          functools.partial(photo_clip, i, c, frames, seed, kind))
                 for i, p in enumerate(STILLS[kind][0]) for c in range(1, clips + 1)]
-    if kind == "faces":
+    if kind in FACE_SETS:
         return [EntryJob(f"Actor_{i + 1:02d}/{p.name}-{c}", str(p.path),
-                         functools.partial(face_clip, i, c, frames, seed))
-                for i, p in enumerate(FACES) for c in range(1, clips + 1)]
+                         functools.partial(face_clip, i, c, frames, seed, kind))
+                for i, p in enumerate(FACE_SETS[kind][0]) for c in range(1, clips + 1)]
     if kind == "leaves":
         return [EntryJob(f"Actor_{1 + c // 10:02d}/leaves-{c:03d}", "dead leaves",
                          functools.partial(leaves_clip, c, frames, seed)) for c in range(clips)]
@@ -175,17 +180,18 @@ def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]
 
 # --------------------------------------------------------------------------- CLI
 
-DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "scenes": 4, "faces": 8, "leaves": 40}
+DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "scenes": 4, "faces": 8, "morefaces": 8, "leaves": 40}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=KINDS, help="portraits: real-face validation set (never train on it); "
-                                                   "photos, scenes, faces, leaves: real-image content for "
-                                                   "training (scenes and faces need Debian's opencv-doc)")
+                                                   "photos, scenes, faces, morefaces, leaves: real-image "
+                                                   "content for training (scenes and faces need Debian's "
+                                                   "opencv-doc, morefaces two package files: see mmsd.stills)")
     parser.add_argument("--out", type=Path, required=True, help="cache directory (created; re-runs resume)")
     parser.add_argument("--clips", type=int, default=None,
                         help="camera paths per portrait and framing (default 2), clips per photograph (photos "
-                             "and scenes 4, faces 8), dead-leaves clips (40)")
+                             "and scenes 4, faces and morefaces 8), dead-leaves clips (40)")
     parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60, 2 s)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40], help="x264 CRFs (default 15 32 40)")
     parser.add_argument("--seed", type=int, default=0)
@@ -197,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
     clips = DEFAULT_CLIPS[args.kind] if args.clips is None else args.clips
     if clips < 1 or args.frames < 5:
         raise MmsdError(f"need --clips >= 1 and --frames >= 5, got {clips} and {args.frames}")
+    for photo in {**STILLS, **FACE_SETS}.get(args.kind, ((),))[0]:
+        photo.check()
     report = build_cache(args.out, jobs(args.kind, clips=clips, frames=args.frames, seed=args.seed),
                          PrepareSettings(crfs=tuple(args.crf), crop="whole"), workers=args.workers,
                          progress=not args.no_progress)

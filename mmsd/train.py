@@ -116,13 +116,17 @@ class TrainConfig:
                              f"iterations {self.iterations}")
 
 
+def check_parts(parts: Sequence[str], available: Sequence[str]) -> None:
+    """A one-line error unless every name of `parts` is one of a network's top-level parts `available`."""
+    unknown = sorted(set(parts) - set(available))
+    if unknown:
+        raise MmsdError(f"no part {', '.join(unknown)} to tune; this network has {', '.join(available)}")
+
+
 def freeze_except(model: nn.Module, parts: Sequence[str]) -> None:
     """Freeze every parameter of `model` outside its top-level submodules `parts` (fine-tuning a
     part of a network: the frozen parts get no gradient, so their backward is skipped too)."""
-    children = dict(model.named_children())
-    unknown = sorted(set(parts) - set(children))
-    if unknown:
-        raise MmsdError(f"no part {', '.join(unknown)} to tune; this network has {', '.join(children)}")
+    check_parts(parts, [name for name, _ in model.named_children()])
     for name, param in model.named_parameters():
         param.requires_grad_(name.split(".")[0] in parts)
 

@@ -5,6 +5,7 @@ Bicubic (face PSNR per CRF, `mmsd eval`).
     python scripts/personal_check.py actor 20 [--from mmsd]          # synthetic test actor 20
     python scripts/personal_check.py portrait grace_hopper [--from mmsd]
     python scripts/personal_check.py face woman_dark [--lr 2e-4 --tag lr2e-4]   # choosing settings
+    python scripts/personal_check.py call man_smiling                # a CIF call, tuned on its first half
     python scripts/personal_check.py summary                        # results/personal/ from every check run
 
 * ``actor N``: the footage is the actor's statement-01 videos of the corpus (`data/synth`),
@@ -19,6 +20,15 @@ Bicubic (face PSNR per CRF, `mmsd eval`).
   content faces`, never seen by the shipped models, which train on recipe 2's mixture): 10 s
   along that face's camera path 1, scored on its path-3 clip of `data/faces`. These, not the
   portraits or the test actors, are where `personalize`'s settings are chosen.
+* ``actorcall N``: actor N tuned as for ``actor N`` (that run's personal model is reused when it
+  exists), scored instead on 4 of its statement-02 videos (normal intensity) as whole-frame calls
+  (`mmsd encode --emotion auto`, restored as `mmsd decode` does, face boxes from the corpus's
+  landmark CSVs): the issue's "through personalize + decode", at the size a call is restored.
+* ``call NAME``: a call as a user has it: a real face (of FACES, MORE_FACES or PORTRAITS) filmed for
+  20 s in whole CIF frames (352x288, the face about 40% of the frame high where the photo allows);
+  the first 10 s are the earlier footage, the last 10 s the call, sent by `mmsd encode --crf` and
+  restored from the decoded frames by each model (`Restorer`), face PSNR on every 2nd frame. The
+  faces choose settings, the portraits check them.
 
 `--iterations`, `--lr`, `--patch`, `--tune-only` and `--crop` are passed to `mmsd personalize` (default: its own) and
 recorded; `--tag` names the run folder of a non-default setting.
@@ -35,14 +45,18 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 MMSD = [str(Path(sys.executable).parent / "mmsd")]  # the console script of this venv
 FOOTAGE_SECONDS = 10
+CALL_SIZE = (352, 288)  # CIF, width x height: the call of kind `call`
 # what `mmsd personalize` did before 2026-12-02 (its checks from then have no "used" record; their crop
 # was the head crop, magnified up to 480x288 when smaller, which `--crop head-zoom` is now)
 OLD_DEFAULTS = {"lr": 1e-4, "iterations": 600, "crop": "head-zoom"}
@@ -79,6 +93,112 @@ def face_footage(name: str, out: Path) -> Path:
                                             int(FOOTAGE_SECONDS * content.FPS), seed=0), out)
 
 
+def call_clip(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A call of 2 x FOOTAGE_SECONDS: a real face (of FACES, MORE_FACES or PORTRAITS) filmed in whole CIF
+    frames as a webcam sees a speaker: the face box (Haar) 40% of the frame high, or more where the photo
+    holds no wider view (the frame stays inside the photo: no reflected sides). -> (frames, face boxes)."""
+    from mmsd import content
+    from mmsd.stills import FACES, MORE_FACES, PORTRAITS, animate
+
+    photos = {p.name: p for p in (*FACES, *MORE_FACES, *PORTRAITS)}
+    photo = photos[name]
+    image = photo.load()
+    x0, y0, x1, y1 = photo.face
+    face_h = y1 - y0
+    widest = 0.9 * min(image.shape[0], image.shape[1] * CALL_SIZE[1] / CALL_SIZE[0])  # room for the camera's motion
+    rng = np.random.default_rng([0, 0xCA11, list(photos).index(name)])
+    return animate(image, centre=((x0 + x1) / 2, (y0 + y1) / 2 - 0.2 * face_h), crop_height=min(face_h / 0.4, widest),
+                   num_frames=int(2 * FOOTAGE_SECONDS * content.FPS), rng=rng, width=CALL_SIZE[0],
+                   height=CALL_SIZE[1], fps=float(content.FPS), face=photo.face)
+
+
+def call_footage(name: str, out: Path) -> Path:
+    """The call's first half as the earlier footage (x264 CRF 12); its second half, the call itself, goes to
+    out/call.mp4 (what the sender encodes) and out/call.npz (the frames and face boxes it is scored on)."""
+    from mmsd import content
+    from mmsd.codec import VideoWriter
+
+    frames, boxes = call_clip(name)
+    half = len(frames) // 2
+    for file, part in (("footage.mp4", frames[:half]), ("call.mp4", frames[half:])):
+        if not (out / file).is_file():
+            with VideoWriter(out / file, width=CALL_SIZE[0], height=CALL_SIZE[1], fps=content.FPS, crf=12) as writer:
+                for frame in part:
+                    writer.write(frame)
+    np.savez_compressed(out / "call.npz", frames=frames[half:], boxes=boxes[half:])
+    return out / "footage.mp4"
+
+
+def restored(model: str, sent: Path):
+    """The frames `mmsd decode --model MODEL SENT` restores, before its output encode: the sound and the
+    emotion side information of the sent file are used as `decode` uses them."""
+    from mmsd import codec, sideinfo
+    from mmsd.audio import iter_mfcc
+    from mmsd.restore import Restorer
+
+    restorer, info = Restorer(model), codec.probe(sent)
+    side = sideinfo.from_metadata(info.metadata)
+    emotion = side.states() if restorer.uses_emotion and side is not None and side.has_emotion else "neutral"
+    mfcc = None
+    if restorer.uses_audio and info.has_audio:
+        mfcc = iter_mfcc(codec.iter_audio(sent, restorer.mfcc_config.sample_rate), codec.frame_timing(sent),
+                         restorer.mfcc_config)
+    return restorer.restore_frames(codec.read_frames(sent), mfcc=mfcc, emotion=emotion)
+
+
+def score_sent(out: Path, models: dict[str, str], calls: list[tuple[Path, np.ndarray, np.ndarray]],
+               crfs=(15, 32, 40), frame_step: int = 2, emotion: str | None = "neutral") -> dict:
+    """Face PSNR of each model on calls sent the way a user sends them: `mmsd encode --crf` of each video
+    (with `--emotion`, else the sender's classifier), restored as `mmsd decode` restores it (`restored`),
+    scored on the face boxes of every `frame_step`-th frame against the original frames. calls: (video,
+    its frames, their face boxes); the mean is over all scored frames. -> {model: {crf: dB}}."""
+    from mmsd import metrics
+
+    psnr: dict[str, dict[str, float]] = {name: {} for name in models}
+    for crf in crfs:
+        scores: dict[str, list[float]] = {name: [] for name in models}
+        for video, truth, boxes in calls:
+            sent = out / f"{video.stem}-crf{crf}.mp4"
+            if not sent.is_file():
+                tag = ["--emotion", emotion] if emotion else []
+                subprocess.run([*MMSD, "encode", str(video), "-o", str(sent), "--crf", str(crf), *tag, "--quiet"],
+                               check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+            for name, model in models.items():
+                scores[name] += [metrics.psnr(metrics.region(frame, boxes[t]), metrics.region(truth[t], boxes[t]))
+                                 for t, frame in enumerate(restored(model, sent)) if t % frame_step == 0]
+        for name in models:
+            psnr[name][str(crf)] = float(np.mean(scores[name]))
+    return psnr
+
+
+def call_truth(out: Path) -> list[tuple[Path, np.ndarray, np.ndarray]]:
+    """The call of kind `call`: (out/call.mp4, its frames, their face boxes)."""
+    from mmsd.degrade import DegradeConfig, boxes_from_face
+
+    with np.load(out / "call.npz") as npz:
+        truth, boxes = npz["frames"], npz["boxes"]
+    face_boxes, _ = boxes_from_face(boxes, DegradeConfig(hr_width=CALL_SIZE[0], hr_height=CALL_SIZE[1]))
+    return [(out / "call.mp4", truth, face_boxes)]
+
+
+def actor_calls(synth: Path, number: int) -> list[tuple[Path, np.ndarray, np.ndarray]]:
+    """Kind `actorcall`: four of an actor's statement-02 videos (normal intensity; neutral, happy, angry,
+    disgust), whole frames: (video, its frames, the face boxes of its landmark CSV, as `mmsd prepare` draws
+    them). Four of eight keep a check at ~7 min of one core."""
+    from mmsd import codec, openface
+    from mmsd.degrade import DegradeConfig, FaceCrop, face_mouth_boxes
+
+    calls = []
+    for video in sorted((synth / f"Actor_{number:02d}").glob(f"01-01-0[1357]-01-02-01-{number:02d}.mp4")):
+        truth = np.stack(list(codec.read_frames(video)))
+        height, width = truth.shape[1:3]
+        whole = FaceCrop(box=(0, 0, width, height), source="whole", face=None)
+        face, _ = face_mouth_boxes(whole, len(truth), track=openface.read_csv(video.with_suffix(".csv")),
+                                   cfg=DegradeConfig(hr_width=width, hr_height=height))
+        calls.append((video, truth, face))
+    return calls
+
+
 def score_clips(kind: str, name: str, cache: Path) -> tuple[Path, str, list[str]]:
     """(cache, actor number as `mmsd eval --actors` wants it, keys of the clips to score)."""
     from mmsd.data import read_index
@@ -95,6 +215,20 @@ def score_clips(kind: str, name: str, cache: Path) -> tuple[Path, str, list[str]
     if not clips:
         raise SystemExit(f"no scoring clips for {kind} {name} in {source}")
     return source, str(clips[0].actor), [c.key for c in clips]
+
+
+def score_with_eval(kind: str, name: str, cache: Path, base: str, model: Path, frames_per_clip: int,
+                    out: Path) -> dict:
+    """Face PSNR of Bicubic, the general and the personal model on the scoring clips, by `mmsd eval`."""
+    cache, actor, keys = score_clips(kind, name, cache)
+    frames = ["--frames-per-clip", str(frames_per_clip)] if kind == "actor" else ["--frame-step", "1"]
+    subprocess.run([*MMSD, "eval", "--data", str(cache), "--actors", actor, "--clips", *keys,
+                    "--models", "bicubic", base, f"personal={model}", *frames,
+                    "--table1", "bicubic", base, "personal", "--no-figures", "--no-progress",
+                    "--out", str(out / "eval")], check=True, cwd=ROOT)
+    table = json.loads((out / "eval" / "table1.json").read_text())
+    return {row["name"]: {c.split()[1]: v for c, v in row["values"].items() if c.endswith("PSNR")}
+            for row in table["rows"]}
 
 
 def personalize_flags(settings: dict) -> list[str]:
@@ -163,7 +297,10 @@ def summary(out: Path) -> None:
             "other footage of the same person: a synthetic test actor's statement-02 clips of `data/cache` (4 "
             "frames each) after tuning on its statement-01 videos, a portrait's camera-path-2 head clip of "
             "`data/portraits` (every stored frame) after tuning on 10 s filmed along path 1, or a real training "
-            "face's path-3 clip of `data/faces` after 10 s along its path 1 (where the settings are chosen). "
+            "face's path-3 clip of `data/faces` after 10 s along its path 1 (where the settings are chosen), or "
+            "(kind `call`) the second half of a 20 s CIF call (whole frames) after tuning on its first half, "
+            "sent by `mmsd encode` and restored as `mmsd decode` restores it, or (kind `actorcall`) 4 of a "
+            "synthetic actor's statement-02 videos sent and restored that way as whole 640x360 frames. "
             "Minutes: wall time of `mmsd personalize` as it ran (on a shared or an idle CPU: README, \"A personal "
             "model\").",
             "",
@@ -176,9 +313,10 @@ def summary(out: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["actor", "portrait", "face", "summary"])
+    parser.add_argument("kind", choices=["actor", "actorcall", "portrait", "face", "call", "summary"])
     parser.add_argument("name", nargs="?", help="test actor number, portrait name (astronaut, grace_hopper) or face "
-                                                "name (man_jacket, man_smiling, man_glasses, woman_fair, woman_dark)")
+                                                "name (man_jacket, man_smiling, man_glasses, woman_fair, woman_dark; "
+                                                "for a call also man_car, woman_blonde, man_dark_shirt, man_red_shirt)")
     parser.add_argument("--from", dest="base", default="mmsd", help="model to personalise (default mmsd)")
     parser.add_argument("--iterations", type=int, help="personalize's --iterations (default: its own)")
     parser.add_argument("--lr", type=float, help="personalize's --lr (default: its own)")
@@ -205,11 +343,19 @@ def main() -> int:
         videos = [portrait_footage(args.name, out)]
     elif args.kind == "face":
         videos = [face_footage(args.name, out)]
-    else:
+    elif args.kind == "call":
+        videos = [call_footage(args.name, out)]
+    else:  # actor, actorcall
         number = int(args.name)
         videos = sorted((args.synth / f"Actor_{number:02d}").glob(f"01-01-*-*-01-*-{number:02d}.mp4"))
     model = out / "personal.safetensors"
     base_id = weights_id(args.base)
+    twin = out.with_name(out.name.replace("actorcall-", "actor-", 1))
+    if args.kind == "actorcall" and not model.is_file() and (twin / "personal.safetensors").is_file():
+        # the same tuning as kind `actor` with these settings: its personal model, scored on calls instead
+        for file in ("personal.safetensors", "personalize-seconds.txt"):
+            if (twin / file).is_file():
+                shutil.copy2(twin / file, out / file)
     if model.is_file() and (out / "check.json").is_file():
         earlier = json.loads((out / "check.json").read_text()).get("from_sha256")
         if earlier != base_id:
@@ -229,15 +375,13 @@ def main() -> int:
         check["personalize_seconds"] = float((out / "personalize-seconds.txt").read_text())
     check["used"] = used_settings(model)
 
-    cache, actor, keys = score_clips(args.kind, args.name, args.cache)
-    frames = ["--frames-per-clip", str(args.frames_per_clip)] if args.kind == "actor" else ["--frame-step", "1"]
-    subprocess.run([*MMSD, "eval", "--data", str(cache), "--actors", actor, "--clips", *keys,
-                    "--models", "bicubic", args.base, f"personal={model}", *frames,
-                    "--table1", "bicubic", args.base, "personal", "--no-figures", "--no-progress",
-                    "--out", str(out / "eval")], check=True, cwd=ROOT)
-    table = json.loads((out / "eval" / "table1.json").read_text())
-    psnr = {row["name"]: {c.split()[1]: v for c, v in row["values"].items() if c.endswith("PSNR")}
-            for row in table["rows"]}
+    models = {"bicubic": "bicubic", args.base: args.base, "personal": str(model)}
+    if args.kind == "call":
+        psnr = score_sent(out, models, call_truth(out))
+    elif args.kind == "actorcall":
+        psnr = score_sent(out, models, actor_calls(args.synth, int(args.name)), emotion="auto")
+    else:
+        psnr = score_with_eval(args.kind, args.name, args.cache, args.base, model, args.frames_per_clip, out)
     check["face_psnr"] = psnr
     check["gain_over_general"] = {crf: psnr["personal"][crf] - psnr[args.base][crf] for crf in psnr["personal"]}
     check["gain_over_bicubic"] = {crf: psnr["personal"][crf] - psnr["bicubic"][crf] for crf in psnr["personal"]}

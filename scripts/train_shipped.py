@@ -13,7 +13,9 @@ synthetic faces at 0.35-0.9x the crop's scale in whole frames (the caches of `ma
 Recipe 1 (`--recipe 1`, runs/real/): 800 iterations, lr 1e-4, 50% corpus, 20% photos, 15%
 leaves, 15% far faces. Recipes 3 and 4 are candidates on recipe 2's budget that give 15% to the
 real head-and-shoulders photographs of `mmsd content faces` (4: and 15% to opencv-doc's scenes);
-recipe 3 is the one for the next reship of every model. The cGAN's lambda1 is 0.001 in stage 2,
+recipe 3 is the one for the next reship of every model. Recipes 5 and 6 are probes that add the
+four faces of `mmsd content morefaces` (photographs that PyPI packages ship): 5 gives them 15%
+(taken from the photos), 6 gives all real faces 40% (photos 5%, leaves 10%). The cGAN's lambda1 is 0.001 in stage 2,
 not the paper's 0.01 (`--adv-weight`; README "Real faces": with 0.01 it paints a blob at the
 mouth of real faces and falls below Bicubic).
 The MMSD-Nets with an audio branch also switch to normalised MFCC (``mfcc_norm=cmvn``) and
@@ -86,6 +88,12 @@ REAL_RECIPES: dict[int, tuple[str, list[str]]] = {
     4: ("real4", [*_REAL_COMMON, "--iterations", "2400", "--lr", "2e-4", "--val-every", "800",
                   "--mix", "data/cache-photo:0.15", "data/photos:0.15", "data/scenes:0.15", "data/leaves:0.1",
                   "data/cache-far:0.1", "data/faces:0.15"]),
+    5: ("real5", [*_REAL_COMMON, "--iterations", "2400", "--lr", "2e-4", "--val-every", "800",
+                  "--mix", "data/cache-photo:0.15", "data/photos:0.1", "data/leaves:0.15", "data/cache-far:0.1",
+                  "data/faces:0.15", "data/morefaces:0.15"]),
+    6: ("real6", [*_REAL_COMMON, "--iterations", "2400", "--lr", "2e-4", "--val-every", "800",
+                  "--mix", "data/cache-photo:0.15", "data/photos:0.05", "data/leaves:0.1", "data/cache-far:0.1",
+                  "data/faces:0.2", "data/morefaces:0.2"]),
 }
 REAL_RECIPE = 2  # the one the shipped models follow (recipe 3 is the candidate of the next reship)
 REAL_AUDIO = ["--set", "mfcc_norm=cmvn", "--voice-augment", "0.5"]  # the MMSD-Nets with an audio branch

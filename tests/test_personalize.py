@@ -99,6 +99,8 @@ def test_one_line_errors_and_nothing_written(speaker, general, tmp_path, capsys)
         "no face": ([str(faceless)], str(general), out, "wall.mkv: no face found in the first 5 frames"),
         "too short": ([str(short)], str(general), out, "short.mp4: 0.67 s, 20 frames of footage; need at least 1 s"),
         "patch too small": ([str(good), "--patch", "4"], str(general), out, "--patch must be >= 8, got 4"),
+        # checked before any footage is read: the faceless video would fail later
+        "unknown part": ([str(faceless), "--tune-only", "lips"], str(general), out, "no part lips to tune; this network"),
     }
     for case, (videos, base, output, message) in cases.items():
         code = cli.main(["personalize", *videos, "--from", base, "-o", str(output), "--no-progress"])
@@ -121,6 +123,26 @@ def test_a_small_face_is_cut_at_its_own_scale_not_magnified(speaker, tmp_path):
     bx0, by0, bx1, by1 = head.box
     assert (bx1 - bx0, by1 - by0) == (480, 288)  # ... personalize's keeps the source's pixels instead
     assert bx0 <= x0 and by0 <= y0 and x1 <= bx1 and y1 <= by1 and head.face == zoom.face
+
+
+def test_native_crop_keeps_the_face_at_the_size_a_call_restores_it(speaker, tmp_path):
+    from mmsd.degrade import crop_resize
+    from mmsd.personalize import read_footage
+
+    # a 352x288 (CIF) video: the head crop cannot be 480 wide, so 'head' magnifies it; 'native' does not
+    cif = tmp_path / "cif.mp4"
+    frames = [np.pad(f, ((54, 54), (16, 16), (0, 0)), constant_values=90)  # the speaker's 320x180 frames
+              for _, f in zip(range(32), read_frames(_statement(speaker, 1)))]
+    _write(cif, frames)
+    head, crop = read_footage(cif, "head").crop, read_footage(cif, "native").crop
+    x0, y0, x1, y1 = head.box
+    assert x1 - x0 < 480 and crop.face == head.face
+    nx0, ny0, nx1, ny1 = crop.box
+    assert (nx1 - nx0, ny1 - ny0) == (480, 288) and (nx0, ny0, nx1) == (-64, 0, 416)  # centred, overhanging
+    hr = crop_resize(np.stack(frames[:2]), crop)
+    assert hr.shape == (2, 288, 480, 3)
+    assert np.array_equal(hr[:, :, 64:416], np.stack(frames[:2]))  # the source's pixels, unscaled
+    assert np.array_equal(hr[:, :, 63], hr[:, :, 65])  # the overhang mirrors the frame's edge
 
 
 def test_footage_is_split_in_time_and_cut_into_entries():
