@@ -129,14 +129,14 @@ def test_native_crop_keeps_the_face_at_the_size_a_call_restores_it(speaker, tmp_
     from mmsd.degrade import crop_resize
     from mmsd.personalize import read_footage
 
-    # a 352x288 (CIF) video: the head crop cannot be 480 wide, so 'head' magnifies it; 'native' does not
+    # a 352x288 (CIF) video holds no 480x288 head crop: neither 'native' nor 'head' magnifies it (reflected sides)
     cif = tmp_path / "cif.mp4"
     frames = [np.pad(f, ((54, 54), (16, 16), (0, 0)), constant_values=90)  # the speaker's 320x180 frames
               for _, f in zip(range(32), read_frames(_statement(speaker, 1)))]
     _write(cif, frames)
-    head, crop = read_footage(cif, "head").crop, read_footage(cif, "native").crop
-    x0, y0, x1, y1 = head.box
-    assert x1 - x0 < 480 and crop.face == head.face
+    zoom, head, crop = (read_footage(cif, kind).crop for kind in ("head-zoom", "head", "native"))
+    x0, y0, x1, y1 = zoom.box
+    assert x1 - x0 < 480 and head == crop and crop.face == zoom.face
     nx0, ny0, nx1, ny1 = crop.box
     assert (nx1 - nx0, ny1 - ny0) == (480, 288) and (nx0, ny0, nx1) == (-64, 0, 416)  # centred, overhanging
     hr = crop_resize(np.stack(frames[:2]), crop)
