@@ -118,25 +118,26 @@ def call_footage(name: str, out: Path) -> Path:
     from mmsd import content
     from mmsd.codec import VideoWriter
 
+    files = ("footage.mp4", "call.mp4", "call.npz")
+    if all((out / file).is_file() for file in files):  # rendered by an earlier run
+        return out / "footage.mp4"
     frames, boxes = call_clip(name)
     half = len(frames) // 2
-    for file, part in (("footage.mp4", frames[:half]), ("call.mp4", frames[half:])):
-        if not (out / file).is_file():
-            with VideoWriter(out / file, width=CALL_SIZE[0], height=CALL_SIZE[1], fps=content.FPS, crf=12) as writer:
-                for frame in part:
-                    writer.write(frame)
+    for file, part in zip(files, (frames[:half], frames[half:])):
+        with VideoWriter(out / file, width=CALL_SIZE[0], height=CALL_SIZE[1], fps=content.FPS, crf=12) as writer:
+            for frame in part:
+                writer.write(frame)
     np.savez_compressed(out / "call.npz", frames=frames[half:], boxes=boxes[half:])
     return out / "footage.mp4"
 
 
-def restored(model: str, sent: Path):
-    """The frames `mmsd decode --model MODEL SENT` restores, before its output encode: the sound and the
-    emotion side information of the sent file are used as `decode` uses them."""
+def restored(restorer, sent: Path):
+    """The frames `mmsd decode --model MODEL SENT` restores (`restorer` = `Restorer(MODEL)`), before its output
+    encode: the sound and the emotion side information of the sent file are used as `decode` uses them."""
     from mmsd import codec, sideinfo
     from mmsd.audio import iter_mfcc
-    from mmsd.restore import Restorer
 
-    restorer, info = Restorer(model), codec.probe(sent)
+    info = codec.probe(sent)
     side = sideinfo.from_metadata(info.metadata)
     emotion = side.states() if restorer.uses_emotion and side is not None and side.has_emotion else "neutral"
     mfcc = None
@@ -153,7 +154,9 @@ def score_sent(out: Path, models: dict[str, str], calls: list[tuple[Path, np.nda
     scored on the face boxes of every `frame_step`-th frame against the original frames. calls: (video,
     its frames, their face boxes); the mean is over all scored frames. -> {model: {crf: dB}}."""
     from mmsd import metrics
+    from mmsd.restore import Restorer
 
+    restorers = {name: Restorer(model) for name, model in models.items()}
     psnr: dict[str, dict[str, float]] = {name: {} for name in models}
     for crf in crfs:
         scores: dict[str, list[float]] = {name: [] for name in models}
@@ -163,9 +166,9 @@ def score_sent(out: Path, models: dict[str, str], calls: list[tuple[Path, np.nda
                 tag = ["--emotion", emotion] if emotion else []
                 subprocess.run([*MMSD, "encode", str(video), "-o", str(sent), "--crf", str(crf), *tag, "--quiet"],
                                check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-            for name, model in models.items():
+            for name, restorer in restorers.items():
                 scores[name] += [metrics.psnr(metrics.region(frame, boxes[t]), metrics.region(truth[t], boxes[t]))
-                                 for t, frame in enumerate(restored(model, sent)) if t % frame_step == 0]
+                                 for t, frame in enumerate(restored(restorer, sent)) if t % frame_step == 0]
         for name in models:
             psnr[name][str(crf)] = float(np.mean(scores[name]))
     return psnr
