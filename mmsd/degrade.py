@@ -221,12 +221,15 @@ def whole_frame_crop(
 
 
 def unmagnified(crop: FaceCrop, *, width: int, height: int, cfg: DegradeConfig = DegradeConfig()) -> FaceCrop:
-    """`crop` grown about its centre to at least hr_height rows (or as large as the width x height
-    source allows), so that the HR frames cut from it are never magnified: a face smaller than the
-    paper crop's scale keeps its own scale and its sharpness instead of being upsampled."""
+    """`crop` grown about its centre to at least hr_height rows, so that the HR frames cut from it are
+    never magnified: a face smaller than the paper crop's scale keeps its own scale and its sharpness
+    instead of being upsampled. A source too small to hold hr_width x hr_height pixels (CIF, 352x288)
+    gets the `native` box: its own pixels with reflected sides."""
     x0, y0, x1, y1 = crop.box
     if y1 - y0 >= cfg.hr_height:
         return crop
+    if width < cfg.hr_width or height < cfg.hr_height:
+        return native(crop, width=width, height=height, cfg=cfg)
     return dataclasses.replace(crop, box=_fit_box(((x0 + x1) / 2, (y0 + y1) / 2), float(cfg.hr_height), width,
                                                   height, cfg))
 

@@ -116,9 +116,6 @@ def read_footage(path: Path, crop: str = "head", cfg: DegradeConfig = DegradeCon
     box = CROPS[PREPARE_CROP[crop]](head, width=width, height=height, cfg=cfg)
     if crop == "head":
         box = unmagnified(box, width=width, height=height, cfg=cfg)
-        x0, y0, x1, y1 = box.box
-        if x1 - x0 < cfg.hr_width:  # a source too small for 480x288 pixels: reflected sides, not magnified
-            box = native(box, width=width, height=height, cfg=cfg)
     elif crop == "native":
         box = native(box, width=width, height=height, cfg=cfg)
     if box.face is None:

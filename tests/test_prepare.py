@@ -106,7 +106,8 @@ def test_an_unmagnified_crop_keeps_a_small_face_at_its_own_scale():
     assert abs((x0 + x1) / 2 - 575) <= 1 and abs((y0 + y1) / 2 - 345) <= 1  # about the same centre
     corner = unmagnified(FaceCrop(box=(0, 0, 150, 90), source="haar", face=None), width=1280, height=720)
     assert corner.box == (0, 0, 480, 288)  # moved inside the frame
-    assert unmagnified(small, width=320, height=180).box == (20, 0, 320, 180)  # the largest box that fits
+    # a source smaller than 480x288: its own pixels, centred, the overhang to be filled by reflection
+    assert unmagnified(small, width=320, height=180).box == (-80, -54, 400, 234)
     big = FaceCrop(box=(0, 0, 600, 360), source="haar", face=None)
     assert unmagnified(big, width=1280, height=720) is big  # downscaled already: kept
 
