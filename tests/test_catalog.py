@@ -23,7 +23,7 @@ def test_models_lists_every_shipped_model_with_its_card_figures(monkeypatch, cap
     assert list(blocks) == ["bicubic", *shipped] and "mmsd" in shipped and "emotion" in shipped
     for name in shipped:
         block, card = blocks[name], (weights.SHIPPED_DIR / f"{name}.md").read_text()
-        assert "trained in fp32" in block and f"card {weights.SHIPPED_DIR / name}.md" in block
+        assert re.search(r"trained in (fp32|bf16)", block) and f"card {weights.SHIPPED_DIR / name}.md" in block
         if name == "emotion":
             assert block.startswith("emotion: emotion classifier (emotion-cnn)")
             assert "0.10 M parameters" in block and "101,951 parameters" in card
