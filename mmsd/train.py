@@ -94,6 +94,7 @@ class TrainConfig:
     mix: tuple[tuple[str, float], ...] = ()  # (cache, share of the samples) of other content; the rest: `data`
     init: str | None = None             # weights file the network starts from (fine-tuning), else random
     voice_augment: float = 0.0          # share of samples hearing a voice variant of their audio (`mmsd voices`)
+    audio_mismatch: float = 0.0         # share of samples hearing another clip's audio (lips and voice disagree)
     val_share: int = 20                 # hold out ~1/val_share of the training actors' clips
     val_every: int = 500
     val_frame_step: int = 10
@@ -281,14 +282,15 @@ class Trainer:
             val_keys = default_val if val_keys is None else val_keys
         self.train_set = CacheDataset(self.cache, actors=cfg.train_actors, keys=train_keys, crfs=cfg.crfs,
                                       radius=radius, causal=causal, patch=cfg.patch, crop_focus=cfg.crop_focus,
-                                      seed=cfg.seed, mfcc_norm=mfcc_norm, voice_augment=cfg.voice_augment)
+                                      seed=cfg.seed, mfcc_norm=mfcc_norm, voice_augment=cfg.voice_augment,
+                                      audio_mismatch=cfg.audio_mismatch)
         self.val_set = CacheDataset(self.cache, actors=cfg.train_actors, keys=val_keys, crfs=cfg.crfs,
                                     radius=radius, causal=causal, frame_step=cfg.val_frame_step, mfcc_norm=mfcc_norm)
         if len(self.train_set) == 0:
             raise MmsdError(f"{self.cache}: no training samples (CRFs {cfg.crfs})")
         self.mix_sets = [CacheDataset(Path(cache), actors=None, crfs=cfg.crfs, radius=radius, causal=causal,
                                       patch=cfg.patch, crop_focus=cfg.crop_focus, seed=cfg.seed, mfcc_norm=mfcc_norm,
-                                      voice_augment=cfg.voice_augment)
+                                      voice_augment=cfg.voice_augment, audio_mismatch=cfg.audio_mismatch)
                          for cache, _ in cfg.mix]
         global_batch = cfg.batch_size * self.dist.world
         self.adv_start = (cfg.adv_start if cfg.adv_start is not None
@@ -608,6 +610,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voice-augment", type=float, metavar="P",
                         help="share of samples that hear a voice variant of their clip's audio (pitch, noise, "
                              "reverberation, AAC; written by `mmsd voices CACHE`), default 0")
+    parser.add_argument("--audio-mismatch", type=float, metavar="P",
+                        help="share of samples that hear another clip's audio instead of their own, so that a voice "
+                             "which does not match the lips is not followed (default 0)")
     parser.add_argument("--workers", type=int, dest="num_workers")
     parser.add_argument("--val-every", type=int)
     parser.add_argument("--checkpoint-every", type=int)

