@@ -26,6 +26,8 @@ BENCHES = {
     "EPYC, AVX512-BF16, no AMX": ["results/bench-epyc-2threads-mmsd.json"],
 }
 DECODES = {"Xeon, AMX + AVX512-BF16": "results/bf16-decode-xeon.json",
+           "Xeon, AMX + AVX512-BF16, a niced one-worker job on the other core (2026-12-03)":
+               "results/bf16-decode-xeon-loaded.json",
            "EPYC, AVX512-BF16, no AMX": "results/bf16-decode-epyc.json"}
 # (the CPU the evals ran on, {precision: `mmsd eval` output folder})
 EVALS = ("EPYC, AVX512-BF16, no AMX", {"fp32": "results/bf16-eval-fp32", "bf16": "results/bf16-eval-bf16"})
