@@ -64,7 +64,7 @@ from torch import nn
 from mmsd import weights
 from mmsd.errors import MmsdError, MmsdWarning
 from mmsd.fileio import atomic_path
-from mmsd.models import MODELS, RestorationOutput, build_model, load_config
+from mmsd.models import MODELS, RestorationOutput, build_model, load_config, parse_overrides
 from mmsd.precision import autocast, has_fast_bf16
 from mmsd.restore import Restorer, set_threads
 
@@ -90,8 +90,10 @@ class Entry:
         return network.eval()
 
 
-def entries(archs: list[str], config_names: list[str]) -> list[Entry]:
-    """Shipped models first, then the random-weight configs of each architecture."""
+def entries(archs: list[str], config_names: list[str], variants: list[list[str]] = ()) -> list[Entry]:
+    """Shipped models first, then the random-weight configs of each architecture, each also with the
+    overrides of every variant (KEY=VALUE items, labelled 'ARCH-CONFIG KEY=VALUE,...'). A bad variant
+    raises ValueError."""
     found = []
     for path in sorted(weights.SHIPPED_DIR.glob("*.safetensors")):
         arch, config, _, _ = weights.read_model(path)
@@ -103,6 +105,9 @@ def entries(archs: list[str], config_names: list[str]) -> list[Entry]:
             continue
         for name in config_names:
             found.append(Entry(f"{arch}-{name}", arch, dataclasses.asdict(load_config(name, model=arch))))
+            for variant in variants:
+                config = load_config(name, model=arch, **parse_overrides(variant))
+                found.append(Entry(f"{arch}-{name} {','.join(variant)}", arch, dataclasses.asdict(config)))
     return found
 
 
@@ -370,6 +375,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="architectures to time (default: all)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIG_NAMES), choices=CONFIG_NAMES,
                         help="random-weight configs (default: small paper)")
+    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar="KEY=VALUE", dest="variants",
+                        help="also time each random-weight config with these config changes, e.g. --variant "
+                             "radius=1 --variant radius=1 upsample_channels=8 (label 'mmsd-small radius=1')")
     parser.add_argument("--only", nargs="+", metavar="LABEL",
                         help="time only these of the models (labels as printed, e.g. 'mmsd (shipped)' mmsd-paper)")
     parser.add_argument("--frames", type=int, default=8, help="frames per measurement (default 8)")
@@ -446,7 +454,10 @@ def run(args: argparse.Namespace) -> int:
           "(other jobs on the CPU move every figure)")
     if "onnx" in args.engines:
         from mmsd.onnx_engine import export_onnx
-    todo = entries(args.models, args.configs)
+    try:
+        todo = entries(args.models, args.configs, args.variants)
+    except ValueError as err:
+        raise MmsdError(f"--variant: {err}") from None
     if args.only:
         unknown = set(args.only) - {e.label for e in todo}
         if unknown:

@@ -62,3 +62,18 @@ def test_a_training_step_is_timed_at_either_precision(one_thread):
 def test_only_unknown_label_is_one_line_error(tmp_path, capsys):
     assert main(["bench", "--models", "bicubic", "--only", "nope", "--out", str(tmp_path / "b.json")]) == 1
     assert "--only: no model labelled nope; labels: bicubic" in capsys.readouterr().err
+
+
+def test_a_variant_times_a_random_config_with_the_changes_and_a_bad_one_is_one_line(tmp_path, capsys):
+    from mmsd.bench import entries
+
+    small, *variants = [e for e in entries(["mmsd"], ["small"], [["radius=1"], ["radius=1", "recon_blocks=3"]])
+                        if e.weights is None]
+    assert [v.label for v in variants] == ["mmsd-small radius=1", "mmsd-small radius=1,recon_blocks=3"]
+    assert variants[0].config == {**small.config, "radius": 1}
+    assert variants[1].config == {**small.config, "radius": 1, "recon_blocks": 3}
+    assert variants[1].build().cfg.recon_blocks == 3  # the network is built with the changes
+    out = str(tmp_path / "b.json")
+    assert main(["bench", "--models", "mmsd", "--configs", "small", "--variant", "nope=1", "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "--variant" in err and "nope" in err and len(err.strip().splitlines()) == 1
