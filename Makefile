@@ -17,7 +17,7 @@ STAMP := $(VENV)/.installed
 #   make spread    run-to-run spread: the second seeds of stage 2 ($(STAGE2), not shipped) beside the shipped
 #                  mmsd and edvr, on the test actors and the real faces -> results/spread/
 DATA := data/cache
-SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency
+SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency mmsd-fast
 
 .PHONY: demo test venv dist clean corpus realdata weights results prior realfaces scales voices spread
 
@@ -73,7 +73,7 @@ weights: $(STAMP)
 
 results: $(STAMP)
 	$(BIN)/mmsd eval --data $(DATA) --models $(SHIPPED) --table1 bicubic dbpn edvr mmsd \
-		--ablation mmsd-image mmsd-audio mmsd mmsd-gan --gain mmsd:edvr mmsd:mmsd-image mmsd-lowlatency:mmsd \
+		--ablation mmsd-image mmsd-audio mmsd mmsd-gan --gain mmsd:edvr mmsd:mmsd-image mmsd-lowlatency:mmsd mmsd-fast:mmsd \
 		--bd-rate --out results
 
 prior: $(STAMP)

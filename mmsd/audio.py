@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-import librosa
 import numpy as np
 
 from mmsd.timing import FrameTiming
@@ -269,20 +268,49 @@ def _mfcc_at(samples: np.ndarray, centres: np.ndarray, cfg: MfccConfig) -> np.nd
     half = cfg.n_fft // 2
     padded = np.pad(samples, (half, half))
     frames = padded[centres[:, None] + np.arange(cfg.n_fft)]  # (N, n_fft), centre at index half
-    window, mel_basis = _filters(cfg)
+    window, mel_basis, dct = _filters(cfg)
     power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2  # (N, n_fft/2 + 1)
-    log_mel = librosa.power_to_db(power @ mel_basis.T, top_db=None)  # (N, n_mels)
-    return librosa.feature.mfcc(S=log_mel.T, n_mfcc=cfg.n_mfcc).T.astype(np.float32)
+    log_mel = 10.0 * np.log10(np.maximum(power @ mel_basis.T, 1e-10))  # (N, n_mels): librosa.power_to_db's dB
+    return (log_mel @ dct.T).astype(np.float32)  # (N, M): librosa.feature.mfcc's orthonormal DCT-II
 
 
 @lru_cache(maxsize=4)
-def _filters(cfg: MfccConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Periodic Hann window (n_fft,) and Slaney mel filter bank (n_mels, n_fft/2 + 1), as librosa's defaults."""
-    hann = librosa.filters.get_window("hann", cfg.n_fft, fftbins=True)
-    mel_basis = librosa.filters.mel(
-        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
-    )
-    return hann, mel_basis
+def _filters(cfg: MfccConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Periodic Hann window (n_fft,), Slaney mel filter bank (n_mels, n_fft/2 + 1) and the orthonormal DCT-II
+    (n_mfcc, n_mels), as librosa's defaults. Built with numpy where librosa's helpers would import scipy's
+    signal and fft modules on first use: about a second at the start of every decode (docs/speed.md)."""
+    n = np.arange(cfg.n_fft)
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.n_fft)  # scipy's get_window("hann", fftbins=True)
+    mel_basis = _slaney_mel_basis(cfg)
+    k, m = np.arange(cfg.n_mfcc)[:, None], np.arange(cfg.n_mels)[None, :]
+    dct = np.cos(np.pi * k * (2 * m + 1) / (2 * cfg.n_mels)) * np.sqrt(2.0 / cfg.n_mels)
+    dct[0] /= np.sqrt(2.0)
+    return hann, mel_basis, dct
+
+
+def _slaney_mel_basis(cfg: MfccConfig) -> np.ndarray:
+    """librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax) with its defaults (Slaney's mel scale, area-normalised
+    triangles, float32): (n_mels, n_fft/2 + 1)."""
+
+    def to_mel(hz):  # linear below 1 kHz, logarithmic above
+        hz = np.asarray(hz, np.float64)
+        return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / _MEL_LOG_STEP, hz / _MEL_HZ)
+
+    def to_hz(mel):
+        return np.where(mel >= 15.0, 1000.0 * np.exp(_MEL_LOG_STEP * (mel - 15.0)), mel * _MEL_HZ)
+
+    bins = np.fft.rfftfreq(cfg.n_fft, 1.0 / cfg.sample_rate)  # (n_fft/2 + 1,) Hz
+    edges = to_hz(np.linspace(to_mel(cfg.fmin), to_mel(cfg.fmax), cfg.n_mels + 2))  # (n_mels + 2,) Hz
+    widths = np.diff(edges)
+    ramps = edges[:, None] - bins[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+_MEL_HZ = 200.0 / 3  # Hz per mel below 1 kHz (Slaney)
+_MEL_LOG_STEP = np.log(6.4) / 27.0  # log-Hz per mel above 1 kHz (Slaney)
 
 
 def window(features: np.ndarray, t: int, radius: int) -> np.ndarray:

@@ -12,7 +12,7 @@ figures sit in the fp32 rows):
 
 * forward: frames/s of the network's plain forward, batch ``--batch``, ``--frames`` frames,
   in PyTorch and (onnx forward) in ONNX Runtime;
-* stream: frames/s of `Restorer.restore_frames` over ``--frames`` random frames (windowing,
+* stream: frames/s of `Restorer.restore_frames` over ``--frames`` random frames (its ``--workers``, windowing,
   uint8 conversion and, for MMSD-Net under torch, the per-frame feature cache), engine torch
   and onnx;
 * end to end: `Restorer.restore_file` on a synthesized clip (a test actor, 480x288, sent at
@@ -183,27 +183,29 @@ def time_stream(restorer: Restorer, *, frames: int) -> float:
 
 
 def _decode_job(source: str, model: str, threads: int, batch: int, overlap: bool, tile: int | None,
-                precision: str) -> dict:
+                precision: str, workers: int | None) -> dict:
     """In a fresh process: restore `source` with `model`; the report and this process's peak RSS."""
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore", MmsdWarning)  # bf16 where it is slow: measured on purpose
-        restorer = Restorer(model, batch_size=batch, tile=tile, max_output_pixels=None, precision=precision)
+        restorer = Restorer(model, batch_size=batch, tile=tile, max_output_pixels=None, precision=precision,
+                            workers=workers)
         report = restorer.restore_file(source, Path(folder) / "restored.mp4", progress=False,
                                        on_warning=lambda m: None, overlap=overlap)
     plan = restorer.plan(report.height // restorer.scale, report.width // restorer.scale)
     return {"frames": report.frames, "seconds": report.seconds, "fps": report.fps,
             "peak_rss_mb": report.peak_rss_mb, "engine": report.engine, "precision": report.precision,
             "overlap": overlap, "output": [report.width, report.height], "tile": restorer.tile,
-            "tiles": len(plan.tiles)}
+            "tiles": len(plan.tiles), "workers": restorer.workers}
 
 
 def run_decode(source: Path, model: str | Path, *, threads: int, batch: int, overlap: bool = True,
-               tile: int | None = None, precision: str = "fp32") -> dict:
+               tile: int | None = None, precision: str = "fp32", workers: int | None = None) -> dict:
     """`_decode_job` in a spawned process, so its peak RSS is its own."""
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_decode_job, str(source), str(model), threads, batch, overlap, tile, precision).result()
+        return pool.submit(_decode_job, str(source), str(model), threads, batch, overlap, tile, precision,
+                           workers).result()
 
 
 def sized_clip(clip: Path, path: Path, *, width: int, height: int, frames: int) -> Path:
@@ -311,12 +313,12 @@ class _NoNetwork(nn.Module):
 
 def profile_decoder(clip: Path) -> dict[str, float]:
     """ms per frame of what `restore_file` does besides the network, on the clip (after a first
-    MFCC call: librosa's import costs about a second once per process)."""
+    MFCC call, which builds the filters once per process)."""
     from mmsd.audio import MfccConfig, iter_mfcc
     from mmsd.codec import VideoWriter, frame_timing, iter_audio, read_frames
 
     timing = frame_timing(clip)
-    next(iter_mfcc(iter_audio(clip, MfccConfig.sample_rate), timing))  # the first call imports librosa (~1 s)
+    next(iter_mfcc(iter_audio(clip, MfccConfig.sample_rate), timing))  # the first call builds the filters
     timings: dict[str, float] = {}
     start = time.perf_counter()
     frames = list(read_frames(clip))
@@ -385,6 +387,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="windows per forward pass (default 1, the decoder's default on the CPU)")
     parser.add_argument("--threads", type=int, help="torch (and ONNX Runtime) threads (default: torch's, "
                                                     f"{torch.get_num_threads()} here)")
+    parser.add_argument("--workers", type=int,
+                        help="frames restored at once by the torch engine, each on its share of the threads (default:"
+                             " the Restorer's, one per thread for a centred model on the CPU; 1: one frame at a time)")
     parser.add_argument("--engines", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS,
                         help="arithmetic of the torch engine's forwards, each timed (default: fp32 bf16; "
@@ -439,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     threads = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"torch": torch.__version__, "threads": threads, "cpus": os.cpu_count(),
+    meta = {"torch": torch.__version__, "threads": threads, "workers": args.workers, "cpus": os.cpu_count(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "python": platform.python_version(),
             "lr_size": list(reversed(LR_HW)), "frames": args.frames, "batch": args.batch,
             "precisions": precisions, "cpu": cpu_name(), "fast_bf16": has_fast_bf16("cpu"),
@@ -474,8 +479,10 @@ def run(args: argparse.Namespace) -> int:
             if "torch" in args.engines:
                 result["forward_fps"] = time_forward(network, entry.config, frames=args.frames, batch=args.batch,
                                                      precision=precision)
-                result["stream_fps"] = time_stream(Restorer(network, config=entry.config, batch_size=args.batch,
-                                                            precision=precision), frames=args.frames)
+                restorer = Restorer(network, config=entry.config, batch_size=args.batch, precision=precision,
+                                    workers=args.workers)
+                result["stream_fps"] = time_stream(restorer, frames=args.frames)
+                result["workers"] = restorer.workers
             if args.train_steps and entry.arch != "bicubic":
                 result["train_step_seconds"] = time_train_step(entry.build(), entry.config, steps=args.train_steps,
                                                                precision=precision)
@@ -574,7 +581,8 @@ def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[di
         if entry.label in onnx_files:
             models.append(("onnx", onnx_files[entry.label], "fp32"))
         for (engine, model, precision), overlap in itertools.product(models, (True, False)):
-            result = run_decode(clip, model, threads=threads, batch=args.batch, overlap=overlap, precision=precision)
+            result = run_decode(clip, model, threads=threads, batch=args.batch, overlap=overlap, precision=precision,
+                                workers=args.workers if engine == "torch" else None)
             result |= {"label": entry.label, "clip": facts, "clip_seconds": duration,
                        "real_time_factor": result["seconds"] / duration}
             rows.append(result)

@@ -25,7 +25,7 @@ from mmsd.encode import encode_file
 from mmsd.errors import MmsdError
 from mmsd.fileio import atomic_path
 from mmsd.openface import read_csv
-from mmsd.restore import Restorer, shipped_models
+from mmsd.restore import DEFAULT_MODEL, Restorer, shipped_models
 
 DEMO_TEXT = "Please bring the blue book to the kitchen"
 AUDIO_RATE = 48000
@@ -33,7 +33,8 @@ AUDIO_RATE = 48000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default: demo)")
-    parser.add_argument("--model", default="mmsd", help="soft decoder to show next to Bicubic (default: mmsd)")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"soft decoder to show next to Bicubic (default: {DEFAULT_MODEL}, the decoder's)")
     parser.add_argument("--crf", type=float, default=40, help="x264 CRF of the sent video (default 40)")
     parser.add_argument("--actor", type=int, default=24, help="synthetic actor (default 24, a test actor)")
     parser.add_argument("--emotion", default="happy-strong", help="emotion state of the clip")

@@ -42,6 +42,12 @@ Choices:
   restored whole, exactly as before. Outputs over ``MAX_OUTPUT_PIXELS`` (3840x2160) are
   refused unless ``max_output_pixels=None``: such an input is not the low-resolution stream
   this tool is for.
+* Workers. On the CPU, a centred model restores ``workers`` frames at once (default: one per torch
+  thread), each on a thread of its own with one torch thread: a batch-1 forward of these small
+  networks leaves a second core mostly idle (bf16, Xeon: radius 1 streams 22 fps on one thread, 25 on
+  two, 42 as two workers of one thread; docs/speed.md). Every frame is computed as alone, so the output
+  does not depend on the number of workers; the latency grows by workers - 1 frames, which is why
+  causal (low-latency) models default to one worker, and so do GPUs and the onnx engine.
 * Precision. ``auto`` (the default) runs the torch engine's forwards in bf16 autocast where the
   hardware has fast bf16 (AMX or AVX512-BF16 CPUs, bf16 GPUs) and in fp32 elsewhere, as
   `mmsd.precision` decides; the weights stay fp32. The onnx engine runs fp32.
@@ -78,7 +84,9 @@ from mmsd.models.bicubic import Bicubic, BicubicConfig
 from mmsd.precision import autocast, resolve as resolve_precision
 from mmsd.timing import FrameTiming
 
-DEFAULT_MODEL = "mmsd"
+# The decoder's default: MMSD-Net with a 3-frame window, the quality of `mmsd` (the paper's 5 frames, Table 1)
+# at 1.7-2x its speed (docs/speed.md, "Real time"; issue 12)
+DEFAULT_MODEL = "mmsd-fast"
 LOW_LATENCY_MODEL = "mmsd-lowlatency"  # MMSD-Net trained on causal windows t-2N..t
 BUILTIN = "bicubic"  # needs no weights file
 ENGINES = ("torch", "onnx")
@@ -139,6 +147,10 @@ class Restorer:
             have more pixels than this; None: no limit.
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (`mmsd.precision`; bf16 with the torch
             engine only). The resolved one is ``self.precision``.
+        workers: frames restored at once, each on a thread of its own with torch's threads shared
+            among them (at least one each); 1: one frame at a time on all of torch's threads, in the
+            caller's thread. None: one per torch thread for a centred model with the torch engine on
+            the CPU, else 1 (causal models keep their zero latency, GPUs batch instead).
     """
 
     def __init__(
@@ -152,9 +164,12 @@ class Restorer:
         tile: int | None = None,
         max_output_pixels: int | None = MAX_OUTPUT_PIXELS,
         precision: str = "auto",
+        workers: int | None = None,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        if workers is not None and workers < 1:
+            raise MmsdError(f"workers must be >= 1, got {workers}")
         onnx_file = not isinstance(model, nn.Module) and str(model).endswith(".onnx")
         self.engine = engine or ("onnx" if onnx_file else "torch")
         if self.engine not in ENGINES:
@@ -205,6 +220,9 @@ class Restorer:
             n_mfcc=int(self.config.get("n_mfcc", MfccConfig.n_mfcc)),
         )
         self._set_tiling(network, tile, max_output_pixels)
+        parallel = self.engine == "torch" and self.device.type == "cpu" and not self.causal
+        self.workers = workers or (torch.get_num_threads() if parallel else 1)
+        self._features_lock = threading.Lock()  # workers share the window's per-frame features
 
     def _set_tiling(self, network, tile: int | None, max_output_pixels: int | None) -> None:
         arch = next((name for name, (_, cls) in models.MODELS.items() if isinstance(network, cls)), self.name)
@@ -228,8 +246,9 @@ class Restorer:
     @property
     def latency_frames(self) -> int:
         """Frames the decoder must receive after frame t before it can output frame t: the
-        window's look-ahead (N centred, 0 causal) plus the rest of a batch (batch size - 1)."""
-        return (0 if self.causal else self.radius) + self.batch_size - 1
+        window's look-ahead (N centred, 0 causal) plus the rest of the frames restored at once
+        (batch size x workers - 1)."""
+        return (0 if self.causal else self.radius) + self.batch_size * self.workers - 1
 
     @property
     def offsets(self) -> range:
@@ -264,32 +283,40 @@ class Restorer:
         window: deque[_WindowFrame] = deque()
         base = 0  # index of window[0]
         total: int | None = None  # number of frames, once the input has run out
-        done = 0  # frames restored so far
+        done = 0  # frames handed to the workers so far
         size: tuple[int, int] | None = None  # (H, W) of the first frame
-        while True:
-            while total is None and base + len(window) < done + self.batch_size + lookahead:
-                frame = next(frames, None)
-                if frame is None:
-                    total = base + len(window)
+        with _Workers(self.workers) as workers:
+            while True:
+                while total is None and base + len(window) < done + self.batch_size + lookahead:
+                    frame = next(frames, None)
+                    if frame is None:
+                        total = base + len(window)
+                        break
+                    index = base + len(window)
+                    frame = _check_frame(frame, index, size)
+                    if size is None:
+                        self._check_output_size(*frame.shape[:2])
+                        self.plan(*frame.shape[:2])
+                    size = frame.shape[:2]
+                    vectors = self._next_mfcc(features, index) if self.uses_audio else None
+                    state = next(states) if states is not None else None
+                    pixels = torch.from_numpy(frame).permute(2, 0, 1)  # (3, H, W) uint8
+                    window.append(_WindowFrame(pixels, vectors, state))
+                available = total if total is not None else base + len(window) - lookahead
+                count = min(self.batch_size, available - done)
+                if count <= 0:
                     break
-                index = base + len(window)
-                frame = _check_frame(frame, index, size)
-                if size is None:
-                    self._check_output_size(*frame.shape[:2])
-                    self.plan(*frame.shape[:2])
-                size = frame.shape[:2]
-                vectors = self._next_mfcc(features, index) if self.uses_audio else None
-                state = next(states) if states is not None else None
-                window.append(_WindowFrame(torch.from_numpy(frame).permute(2, 0, 1), vectors, state))  # (3, H, W) uint8
-            available = total if total is not None else base + len(window) - lookahead
-            count = min(self.batch_size, available - done)
-            if count <= 0:
-                return
-            yield from self._run(window, base, done, count, total)
-            done += count
-            while base < done + self.offsets[0]:  # frames no later window needs
-                window.popleft()
-                base += 1
+                last = (total if total is not None else base + len(window)) - 1
+                rows = [[window[min(max(t + o, 0), last) - base] for o in self.offsets]
+                        for t in range(done, done + count)]  # B windows of T frames
+                for restored in workers.submit(self._run, rows):  # (B, sH, sW, 3) each
+                    yield from restored
+                done += count
+                while base < done + self.offsets[0]:  # frames no later window needs
+                    window.popleft()
+                    base += 1
+            for restored in workers.drain():
+                yield from restored
 
     def _check_output_size(self, height: int, width: int) -> None:
         """MmsdError if frames of height x width input pixels restore to more than max_output_pixels."""
@@ -328,51 +355,50 @@ class Restorer:
         return vectors
 
     @torch.inference_mode()
-    def _run(self, window: deque, base: int, first: int, count: int, total: int | None) -> np.ndarray:
-        """Restore frames first .. first + count - 1 of the window: (count, sH, sW, 3) uint8."""
+    def _run(self, rows: list[list[_WindowFrame]]) -> np.ndarray:
+        """Restore the centre frames of `rows`, B windows of T frames: (B, sH, sW, 3) uint8."""
         with autocast(self.precision, self.device):
-            return self._restore(window, base, first, count, total)
+            return self._restore(rows)
 
-    def _restore(self, window: deque, base: int, first: int, count: int, total: int | None) -> np.ndarray:
-        last = (total if total is not None else base + len(window)) - 1
-        index = [[min(max(t + o, 0), last) - base for o in self.offsets] for t in range(first, first + count)]
-        flat = [i for row in index for i in row]
-        t = len(self.offsets)
+    def _restore(self, rows: list[list[_WindowFrame]]) -> np.ndarray:
+        count, t = len(rows), len(self.offsets)
+        flat = [frame for row in rows for frame in row]
         mfcc = None
         if self.uses_audio:
-            mfcc = torch.from_numpy(np.stack([window[i].mfcc for i in flat])).to(self.device)  # (B*T, K, M)
+            mfcc = torch.from_numpy(np.stack([frame.mfcc for frame in flat])).to(self.device)  # (B*T, K, M)
             mfcc = mfcc.view(count, t, *mfcc.shape[1:])  # (B, T, K, M)
         emotion = None
         if self.uses_emotion:
-            states = [window[i - base].state for i in range(first, first + count)]
-            emotion = torch.tensor(states, device=self.device)  # (B,)
-        plan = self.plan(*window[0].pixels.shape[1:])
+            centre = self.offsets.index(0)
+            emotion = torch.tensor([row[centre].state for row in rows], device=self.device)  # (B,)
+        plan = self.plan(*flat[0].pixels.shape[1:])
         if len(plan.tiles) > 1:
-            return self._run_tiled(window, flat, count, mfcc, emotion, plan)
-        lr = _to_float(torch.stack([window[i].pixels for i in flat]).to(self.device))  # (B*T, 3, H, W)
+            return self._run_tiled(flat, count, mfcc, emotion, plan)
+        lr = _to_float(torch.stack([frame.pixels for frame in flat]).to(self.device))  # (B*T, 3, H, W)
         lr = lr.view(count, t, *lr.shape[1:])  # (B, T, 3, H, W)
         if self._frame_features is None:
             image = self.model(lr, mfcc=mfcc, emotion=emotion).image  # (B, 3, sH, sW)
         else:
-            new = [frame for frame in window if frame.features is None]
-            if new:
-                pixels = _to_float(torch.stack([frame.pixels for frame in new]).to(self.device))  # (N, 3, H, W)
-                for frame, features in zip(new, self._frame_features(pixels)):
-                    frame.features = features  # (C, H, W)
-            features = torch.stack([window[i].features for i in flat])  # (B*T, C, H, W)
+            with self._features_lock:  # each frame's once, whichever worker needs it first
+                new = _unique(frame for frame in flat if frame.features is None)
+                if new:
+                    pixels = _to_float(torch.stack([frame.pixels for frame in new]).to(self.device))  # (N, 3, H, W)
+                    for frame, features in zip(new, self._frame_features(pixels)):
+                        frame.features = features  # (C, H, W)
+            features = torch.stack([frame.features for frame in flat])  # (B*T, C, H, W)
             features = features.view(count, t, *features.shape[1:])  # (B, T, C, H, W)
             image = self.model(lr, mfcc=mfcc, emotion=emotion, frame_features=features).image  # (B, 3, sH, sW)
         return _to_uint8(image)
 
-    def _run_tiled(self, window: deque, flat: list[int], count: int, mfcc: torch.Tensor | None,
+    def _run_tiled(self, flat: list[_WindowFrame], count: int, mfcc: torch.Tensor | None,
                    emotion: torch.Tensor | None, plan: tiling.Plan) -> np.ndarray:
-        """`_run` tile by tile (mmsd.tiling); flat: the window positions of the B windows' T frames.
-        Returns (B, sH, sW, 3) uint8."""
+        """`_run` tile by tile (mmsd.tiling); flat: the B windows' T frames. Returns (B, sH, sW, 3) uint8."""
         t, s = len(self.offsets), self.scale
-        pixels = torch.stack([window[i].pixels for i in flat])  # (B*T, 3, H, W) uint8
+        pixels = torch.stack([frame.pixels for frame in flat])  # (B*T, 3, H, W) uint8
         # per-frame features and f_V per tile are kept while they fit the budget, else recomputed
         channels = int(self.config.get("channels", 64))
-        keep = channels * 4 * plan.pixels * (len(window) + count) <= TILE_CACHE_BYTES
+        held = len(_unique(flat)) * self.workers  # the frames of every worker's windows
+        keep = channels * 4 * plan.pixels * (held + count) <= TILE_CACHE_BYTES
 
         def inputs(k: int, tile: tiling.Tile, with_features: bool) -> tuple[torch.Tensor, dict]:
             rows, cols = slice(tile.rows.start, tile.rows.stop), slice(tile.cols.start, tile.cols.stop)
@@ -382,7 +408,7 @@ class Restorer:
             if self._takes_crop:  # the audio maps of this tile's part of the frame
                 extra["crop"] = torch.tensor([tile.box], device=self.device).expand(count, 4)  # (B, 4)
             if with_features and keep and self._frame_features is not None:
-                features = self._tile_features(window, flat, k, rows, cols)  # (B*T, C, h, w)
+                features = self._tile_features(flat, k, rows, cols)  # (B*T, C, h, w)
                 extra["frame_features"] = features.view(count, t, *features.shape[1:])  # (B, T, C, h, w)
             return lr, extra
 
@@ -421,17 +447,18 @@ class Restorer:
         out[:, top:] = _to_uint8(strip)
         return out
 
-    def _tile_features(self, window: deque, flat: list[int], k: int, rows: slice, cols: slice) -> torch.Tensor:
+    def _tile_features(self, flat: list[_WindowFrame], k: int, rows: slice, cols: slice) -> torch.Tensor:
         """The per-frame features of tile k of each frame in `flat`, computed once per frame and tile:
         Tensor[len(flat), C, h, w]."""
-        new = [frame for frame in window if (frame.tile_features or {}).get(k) is None]
-        if new:
-            crops = torch.stack([frame.pixels[:, rows, cols] for frame in new])  # (N, 3, h, w) uint8
-            crops = _to_float(crops.to(self.device))
-            for frame, features in zip(new, self._frame_features(crops)):
-                frame.tile_features = frame.tile_features or {}
-                frame.tile_features[k] = features  # (C, h, w)
-        return torch.stack([window[i].tile_features[k] for i in flat])
+        with self._features_lock:
+            new = _unique(frame for frame in flat if (frame.tile_features or {}).get(k) is None)
+            if new:
+                crops = torch.stack([frame.pixels[:, rows, cols] for frame in new])  # (N, 3, h, w) uint8
+                crops = _to_float(crops.to(self.device))
+                for frame, features in zip(new, self._frame_features(crops)):
+                    frame.tile_features = frame.tile_features or {}
+                    frame.tile_features[k] = features  # (C, h, w)
+        return torch.stack([frame.tile_features[k] for frame in flat])
 
     def restore_file(
         self,
@@ -638,6 +665,51 @@ class _InOrder:
         self._pending.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Workers:
+    """Jobs run on `count` threads of their own, each with an equal share of torch's threads (at least
+    one); results come back in submission order. One worker: each job runs at once, on the caller's
+    thread and all of torch's threads. A job's exception is raised where its result is yielded."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._threads = torch.get_num_threads()
+        self._pool = None
+        if count > 1:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                count, thread_name_prefix="mmsd-restore", initializer=torch.set_num_threads,
+                initargs=(max(1, self._threads // count),))
+        self._pending: deque[concurrent.futures.Future] = deque()
+
+    def submit(self, job: Callable[..., T], *args) -> Iterator[T]:
+        """Start job(*args); yield the results of the oldest jobs while `count` are in flight."""
+        if self._pool is None:
+            yield job(*args)
+            return
+        self._pending.append(self._pool.submit(job, *args))
+        while len(self._pending) >= self.count:
+            yield self._pending.popleft().result()
+
+    def drain(self) -> Iterator[T]:
+        """Yield the results of every job still in flight, in order."""
+        while self._pending:
+            yield self._pending.popleft().result()
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Drop the jobs not started and wait for the running ones (a consumer that stopped early, an error)."""
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            torch.set_num_threads(self._threads)  # the workers' setting is also the default of new threads
+
+
+def _unique(frames: Iterable[_WindowFrame]) -> list[_WindowFrame]:
+    """`frames` without repeats (a window near the ends of the video repeats its first or last frame), in order."""
+    return list({id(frame): frame for frame in frames}.values())
 
 
 @dataclass

@@ -69,6 +69,14 @@ def agreement(a: Path, b: Path) -> tuple[float, float]:
     return whole, min(metrics.psnr(x, y) for x, y in pairs)
 
 
+def write_outputs(out: Path, result: dict, lines: list[str]) -> None:
+    """OUT.json (`result`) and OUT.md (`lines`, also printed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mmsd")
@@ -111,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         f"reported fps. The two restored videos agree at **{whole:.1f} dB** PSNR (worst frame {worst:.1f} dB).",
         "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_outputs(args.out, result, lines)
     return 0
 
 

@@ -25,10 +25,14 @@ BENCHES = {
     "Xeon, AMX + AVX512-BF16, another machine, other jobs paused": ["results/bench-xeon-idle-mmsd.json"],
     "EPYC, AVX512-BF16, no AMX": ["results/bench-epyc-2threads-mmsd.json"],
 }
-DECODES = {"Xeon, AMX + AVX512-BF16": "results/bf16-decode-xeon.json",
-           "Xeon, AMX + AVX512-BF16, a niced one-worker job on the other core (2026-12-03)":
-               "results/bf16-decode-xeon-loaded.json",
-           "EPYC, AVX512-BF16, no AMX": "results/bf16-decode-epyc.json"}
+# (a name for the CPU in the table, a `scripts/bf16_decode.py` JSON of it)
+DECODES = [("Xeon, AMX + AVX512-BF16", "results/bf16-decode-xeon.json"),
+           ("Xeon, AMX + AVX512-BF16, a niced one-worker job on the other core (2026-12-03)",
+            "results/bf16-decode-xeon-loaded.json"),
+           ("EPYC, AVX512-BF16, no AMX", "results/bf16-decode-epyc.json"),
+           # after the decoder's MFCC stopped importing scipy (1 s per decode) and restored frames on two workers
+           ("Xeon, AMX + AVX512-BF16, idle, two workers (2026-12-03)", "results/bf16-decode-xeon-workers.json"),
+           ("Xeon, AMX + AVX512-BF16, idle, two workers (2026-12-03)", "results/bf16-decode-xeon-fast.json")]
 # (the CPU the evals ran on, {precision: `mmsd eval` output folder})
 EVALS = ("EPYC, AVX512-BF16, no AMX", {"fp32": "results/bf16-eval-fp32", "bf16": "results/bf16-eval-bf16"})
 
@@ -67,17 +71,17 @@ def speed_table(cpu: str, paths: list[Path]) -> list[str]:
     return lines + [""]
 
 
-def decode_table(decodes: dict[str, Path]) -> list[str]:
+def decode_table(decodes: list[tuple[str, Path]]) -> list[str]:
     lines = ["**End to end** (`mmsd decode`, one process per decode, fp32 and bf16 interleaved, medians; "
              "`python scripts/bf16_decode.py --out ...`)", "",
-             "| CPU | clip | fp32 wall (s) | bf16 wall (s) | speed-up (wall) | speed-up (reported fps) | fp32 vs bf16 "
-             "frames |", "|---|---|---:|---:|---:|---:|---:|"]
-    for cpu, path in decodes.items():
+             "| CPU | model | clip | fp32 wall (s) | bf16 wall (s) | speed-up (wall) | speed-up (reported fps) | "
+             "fp32 vs bf16 frames |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for cpu, path in decodes:
         if not path.is_file():
             continue
         run = json.loads(path.read_text())
         median = run["median"]
-        lines.append(f"| {cpu} | {run['clip']} | {median['fp32']['wall_s']:.2f} | {median['bf16']['wall_s']:.2f} | "
+        lines.append(f"| {cpu} | `{run['model']}` | {run['clip']} | {median['fp32']['wall_s']:.2f} | {median['bf16']['wall_s']:.2f} | "
                      f"{run['speedup_wall']:.2f}x | {run['speedup_reported']:.2f}x | "
                      f"{run['agreement_psnr']:.1f} dB (worst frame {run['agreement_worst_frame_psnr']:.1f}) |")
     return lines + [""]
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
              "32x32 LR, median of the bench's steps.", ""]
     for cpu, files in BENCHES.items():
         lines += speed_table(cpu, [ROOT / f for f in files])
-    lines += decode_table({cpu: ROOT / f for cpu, f in DECODES.items()})
+    lines += decode_table([(cpu, ROOT / f) for cpu, f in DECODES])
     lines += quality_table(EVALS[0], {p: ROOT / f for p, f in EVALS[1].items()})
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

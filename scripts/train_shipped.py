@@ -65,6 +65,9 @@ MODELS: dict[str, tuple[list[str], str]] = {  # in training order: the slow base
                  f"MMSD-Net small with the emotion-conditioned cGAN (L_adv from iteration {GAN_START})"),
     "mmsd-lowlatency": (["--model", "mmsd", "--set", "causal=true"],
                         "MMSD-Net small with a causal window t-4..t: no future frame, no look-ahead delay"),
+    "mmsd-fast": (["--model", "mmsd", "--set", "radius=1"],
+                  "MMSD-Net small with a 3-frame window t-1..t+1: the quality of `mmsd` at 1.7-2x its speed "
+                  "(the decoder's default; issue 12)"),
 }
 
 
@@ -78,6 +81,12 @@ MODELS: dict[str, tuple[list[str], str]] = {  # in training order: the slow base
 # Recipe 8 (a probe): recipe 7 with a quarter of the samples hearing another clip's audio (--audio-mismatch),
 # so that the audio branch learns to defer to the lips it sees when the voice disagrees.
 STAGE1_COMMIT = "36476b2"  # the last commit whose mmsd/shipped/ holds the stage-1 weights
+# models added after STAGE1_COMMIT: where their stage-1 weights are kept (commit, path), trained with MODELS' recipe
+STAGE1_KEPT = {"mmsd-fast": ("0058648", "results/fast/weights/mmsd-radius1-stage1.safetensors")}
+# how a shipped model's run came about, where it was not by this script's command itself (one line of its card)
+PROVENANCE = {"mmsd-fast": "both stages were run on 2026-12-03 as the radius-1 probe of issue 12 (docs/speed.md, "
+                           "\"A smaller window\"), with the arguments this script passes, by hand: `mmsd train ... "
+                           "--set radius=1`, then `--init` its weights with the stage-2 recipe"}
 _REAL_COMMON = ["--batch", "8", "--patch", "32", "--lr-schedule", "cosine", "--lr-min", "1e-6", "--crop-focus", "face",
                 "--workers", "1", "--checkpoint-every", "100", "--seed", "0"]
 # recipe -> (run folder under runs/, `mmsd train` arguments)
@@ -116,19 +125,27 @@ REAL_MODELS: dict[str, tuple[str, list[str]]] = {  # slowest first
     "mmsd-gan": ("mmsd-gan", [*REAL_AUDIO, "--gan", "--adv-start", "0", "--adv-weight", "0.001"]),
     "mmsd-audio": ("mmsd-audio", REAL_AUDIO),
     "mmsd-lowlatency": ("mmsd-lowlatency", REAL_AUDIO),
+    "mmsd-fast": ("mmsd-fast", REAL_AUDIO),
     "mmsd-seed1": ("mmsd", [*REAL_AUDIO, "--seed", "1"]),
     "edvr-seed1": ("edvr", ["--seed", "1"]),
 }
 NOT_SHIPPED = ("mmsd-seed1", "edvr-seed1")
 
 
+def stage1_source(name: str) -> tuple[str, str]:
+    """(commit, path) of the stage-1 weights of `name`: shipped at STAGE1_COMMIT (today's mmsd/shipped/ holds
+    stage 2), or kept elsewhere for the models added later (STAGE1_KEPT)."""
+    first = REAL_MODELS[name][0]
+    return STAGE1_KEPT.get(first, (STAGE1_COMMIT, f"mmsd/shipped/{first}.safetensors"))
+
+
 def stage1_weights(name: str, out: Path) -> None:
-    """The stage-1 weights of `name` as shipped at STAGE1_COMMIT (today's mmsd/shipped/ holds stage 2)."""
+    """The stage-1 weights of `name` (`stage1_source`) written to `out`."""
     from mmsd.fileio import atomic_path
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    blob = subprocess.run(["git", "show", f"{STAGE1_COMMIT}:mmsd/shipped/{REAL_MODELS[name][0]}.safetensors"],
-                          cwd=ROOT, capture_output=True, check=True).stdout
+    commit, path = stage1_source(name)
+    blob = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, check=True).stdout
     with atomic_path(out) as partial:
         partial.write_bytes(blob)
 
@@ -182,7 +199,10 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
                   train_cfg.get("mix", []))
     init = None
     if train_cfg.get("init"):
-        init = (f"- starts from: the stage-1 (synthetic-only) `{REAL_MODELS[name][0]}` shipped up to commit {STAGE1_COMMIT} "
+        commit, path = stage1_source(name)
+        where = (f"shipped up to commit {commit}" if commit == STAGE1_COMMIT
+                 else f"trained with this script's stage-1 recipe, kept as `{path}` (commit {commit})")
+        init = (f"- starts from: the stage-1 (synthetic-only) `{REAL_MODELS[name][0]}` {where} "
                 f"(copied to `{os.path.relpath(train_cfg['init'], ROOT)}`); stage 2 (issue 13) tunes it for real faces")
     lines = [
         f"# {name}", "", MODELS[name][1] + ".", "",
@@ -206,6 +226,7 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
         + ", ".join(f"{k} {v:.2f} dB" for k, v in val.items()),
         "- command: `python scripts/train_shipped.py " + ("--stage real " if init else "")
         + (f"--recipe {recipe} " if init and recipe != REAL_RECIPE else "") + name + "`",
+        *([f"- provenance: {PROVENANCE[name]}"] if name in PROVENANCE else []),
         "- test results: synthetic test actors 19-24 `results/results.md` (`make results`); real faces "
         "`results/realfaces/results.md` (`make realfaces`); small faces `results/scales/` (`make scales`)",
         "",

@@ -49,18 +49,20 @@ def numbered_frames(count: int, pulled: list[int] | None = None, size=(6, 8)):
 
 
 def windows(recorder: Recorder) -> list[list[int]]:
-    """Frame index of each window position, per restored frame, from the recorded inputs."""
+    """Frame index of each window position, per restored frame, from the recorded inputs, in frame order
+    (workers record their calls in any order; a later frame's window is never lexicographically smaller)."""
     rows = []
     for lr, _, _ in recorder.calls:
         rows.extend((lr[:, :, 0, 0, 0] * 255 / 10).round().long().tolist())  # (B, T)
-    return rows
+    return sorted(rows)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("causal", [False, True])
-def test_windows_replicate_the_edges(causal):
+def test_windows_replicate_the_edges(causal, workers):
     config = {**FULL, "audio": False, "emotion": False, "causal": causal}
     recorder = Recorder(config)
-    restorer = Restorer(recorder, config=config, batch_size=3)
+    restorer = Restorer(recorder, config=config, batch_size=3, workers=workers)
     out = list(restorer.restore_frames(numbered_frames(7)))
     assert len(out) == 7
     assert out[0].shape == (24, 32, 3) and out[0].dtype == np.uint8
@@ -83,21 +85,25 @@ def test_single_frame_video():
     assert windows(recorder) == [[0, 0, 0, 0, 0]]
 
 
-def test_restore_frames_pulls_lazily():
+@pytest.mark.parametrize("workers", [1, 3])
+def test_restore_frames_pulls_lazily(workers):
+    """Frame t comes out once frames up to t + latency_frames are in (look-ahead 2, batch 4, the workers')."""
     config = {**FULL, "audio": False, "emotion": False}
     pulled: list[int] = []
-    restorer = Restorer(Recorder(config), config=config, batch_size=4)
+    restorer = Restorer(Recorder(config), config=config, batch_size=4, workers=workers)
+    assert restorer.latency_frames == 2 + 4 * workers - 1
     outputs = restorer.restore_frames(numbered_frames(1000, pulled))
     next(outputs)
-    assert len(pulled) <= 4 + 2 * 2
+    assert len(pulled) <= 1 + restorer.latency_frames
     assert not torch.is_inference_mode_enabled()  # no grad-mode leak into the caller between frames
     list(itertools.islice(outputs, 40))
-    assert len(pulled) <= 41 + 4 + 2 * 2
+    assert len(pulled) <= 41 + restorer.latency_frames
+    outputs.close()  # a consumer that stops early: the workers' jobs are dropped, nothing hangs
 
 
 def test_audio_and_emotion_follow_the_window():
     recorder = Recorder(FULL)
-    restorer = Restorer(recorder, config=FULL, batch_size=2)
+    restorer = Restorer(recorder, config=FULL, batch_size=2, workers=1)  # calls recorded in frame order
     mfcc = (np.full((4, 20), t, np.float32) for t in range(5))
     list(restorer.restore_frames(numbered_frames(5), mfcc=mfcc, emotion=[0, 0, 4, 4, 9]))
     features = torch.cat([m for _, m, _ in recorder.calls])  # (5, T, K, M)
@@ -110,7 +116,7 @@ def test_a_cmvn_model_hears_the_running_normalisation_of_the_raw_features():
     config = {**FULL, "mfcc_norm": "cmvn"}
     recorder = Recorder(config)
     raw = np.random.default_rng(0).normal(30.0, 8.0, (7, 4, 20)).astype(np.float32)
-    list(Restorer(recorder, config=config, batch_size=3).restore_frames(numbered_frames(7), mfcc=iter(raw)))
+    list(Restorer(recorder, config=config, batch_size=3, workers=1).restore_frames(numbered_frames(7), mfcc=iter(raw)))
     fed = torch.cat([m for _, m, _ in recorder.calls])[:, 2].numpy()  # centre of each window: (T, K, M)
     np.testing.assert_allclose(fed, normalise(raw, "cmvn"), atol=1e-6)
     assert np.abs(fed[1:].mean()) < 1.0  # not the raw features (mean 30)
@@ -218,7 +224,7 @@ def test_restore_file_feeds_side_information_and_audio(tmp_path, monkeypatch):
     save_model(weights, name="recorder", config=FULL, state={"gain": torch.ones(1)})
     src = tmp_path / "low.mp4"
     write_clip(src, comment=SideInfo(segments=((0, 3), (5, 9))).to_json())
-    restorer = Restorer(weights, batch_size=5)
+    restorer = Restorer(weights, batch_size=5, workers=1)  # calls recorded in frame order
     report = restorer.restore_file(src, tmp_path / "out.mp4", progress=False, on_warning=pytest.fail)
     assert (report.frames, report.width, report.height, report.emotion_source) == (12, 160, 96, "side information")
     assert report.model == str(weights)  # the model as the user named it
@@ -259,7 +265,7 @@ def test_restore_file_feeds_each_frame_the_sound_at_its_own_time(tmp_path, monke
         for _ in range(10):
             writer.write(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8))
         writer.write_audio((0.3 * rng.standard_normal(16000 * 14 // 30)).astype(np.float32))
-    restorer = Restorer(weights, batch_size=3)
+    restorer = Restorer(weights, batch_size=3, workers=1)  # calls recorded in frame order
     report = restorer.restore_file(src, tmp_path / "out.mp4", progress=False, on_warning=lambda m: None)
     assert report.timing == timing
     fed = torch.cat([m for _, m, _ in restorer.model.calls])[:, 2].numpy()  # centre of each window: (T, K, M)
@@ -436,10 +442,70 @@ def test_the_audio_encoder_runs_on_one_thread_and_the_rest_keeps_all():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        restored = list(Restorer(network, config=config).restore_frames(frames, mfcc=mfcc, emotion=0))
+        restored = list(Restorer(network, config=config, workers=1).restore_frames(frames, mfcc=mfcc, emotion=0))
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     assert threads_seen[-6:] == [1, 2] * 3  # per window: the BiLSTM on one thread, reconstruction on two
     first = expected.clamp(0, 1).mul(255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
     assert np.abs(restored[0].astype(int) - first.astype(int)).max() <= 1
+
+
+def test_workers_restore_each_frame_as_one_thread_alone_would():
+    """Frames restored at once on worker threads (one torch thread each) equal the one-at-a-time output,
+    each frame's features are still extracted once, and the caller's thread count is left as it was."""
+    config = dataclasses.asdict(load_config(
+        "small", channels=8, deform_groups=2, attention_channels=8, audio_hidden=8, audio_layers=1, au_hidden=8,
+        emotion_hidden=8, recon_blocks=1, trunk_blocks=1, upsample_channels=8, extract_blocks=1,
+    ))
+    torch.manual_seed(0)
+    model = build_model("mmsd", config).eval()
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.1)
+    extracted: list[int] = []
+    threads_seen: set[int] = set()
+    real = model.frame_features
+    model.frame_features = lambda frames: extracted.append(len(frames)) or real(frames)
+    model.reconstruction.register_forward_hook(lambda *_: threads_seen.add(torch.get_num_threads()))
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (9, 12, 20, 3), dtype=np.uint8)
+    mfcc = rng.standard_normal((9, 4, 20)).astype(np.float32)
+    states = [0, 0, 3, 3, 3, 7, 7, 1, 1]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        alone = list(Restorer(model, config=config, workers=1).restore_frames(frames, mfcc=mfcc, emotion=states))
+        threads_seen.clear()
+        extracted.clear()
+        restorer = Restorer(model, config=config)
+        assert restorer.workers == 2  # the default on the CPU: one per torch thread
+        together = list(restorer.restore_frames(frames, mfcc=mfcc, emotion=states))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert threads_seen == {1}
+    assert sum(extracted) == 9
+    assert len(together) == 9
+    for a, b in zip(alone, together):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # uint8 rounding of equal floats
+
+
+def test_a_failing_worker_raises_in_the_caller():
+    class Failing(Recorder):
+        def forward(self, lr, mfcc=None, emotion=None):
+            if len(self.calls) >= 3:
+                raise RuntimeError("out of memory in frame 3")
+            return super().forward(lr, mfcc, emotion)
+
+    config = {**FULL, "audio": False, "emotion": False}
+    restorer = Restorer(Failing(config), config=config, workers=2)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        list(restorer.restore_frames(numbered_frames(20)))
+
+
+def test_causal_models_default_to_one_worker_and_keep_zero_latency():
+    config = {**FULL, "audio": False, "emotion": False, "causal": True}
+    restorer = Restorer(Recorder(config), config=config)
+    assert restorer.workers == 1 and restorer.latency_frames == 0
+    with pytest.raises(MmsdError, match="workers must be >= 1"):
+        Restorer(Recorder(config), config=config, workers=0)

@@ -349,5 +349,11 @@ def test_low_latency_decode_needs_a_causal_model_and_waits_for_no_future_frame(e
     assert cli.main(["decode", str(low), "-o", str(out), "--model", str(causal), "--low-latency", "-q"]) == 0
     assert "latency 0 frames" in capsys.readouterr().out
     assert probe(out).num_frames == 30
-    assert cli.main(["decode", str(low), "-o", str(out), "--model", "bicubic", "--batch", "1", "-q"]) == 0
+    assert cli.main(["decode", str(low), "-o", str(out), "--model", "bicubic", "--batch", "1", "--workers", "1",
+                     "-q"]) == 0
     assert "latency 2 frames" in capsys.readouterr().out  # the centred window looks N = 2 frames ahead
+    assert cli.main(["decode", str(low), "-o", str(out), "--model", "bicubic", "--workers", "2", "-q"]) == 0
+    assert "latency 3 frames" in capsys.readouterr().out  # and the second worker's frame
+    assert cli.main(["decode", str(low), "-o", str(out), "--model", str(causal), "--low-latency", "--workers", "2",
+                     "-q"]) == 1
+    assert "one frame at a time; got --workers 2" in capsys.readouterr().err

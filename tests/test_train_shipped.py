@@ -24,9 +24,14 @@ def test_every_shipped_model_was_tuned_with_the_recipe_of_record():
     folder = script.REAL_RECIPES[script.REAL_RECIPE][0]
     cards = {name: (weights.SHIPPED_DIR / f"{name}.md").read_text() for name in script.REAL_MODELS
              if name not in script.NOT_SHIPPED}
-    assert len(cards) == 7
+    assert len(cards) == 8
     for name, card in cards.items():
-        assert f"(copied to `runs/{folder}/{name}.start.safetensors`)" in card, name
+        commit, path = script.stage1_source(name)
+        if commit == script.STAGE1_COMMIT:
+            assert f"(copied to `runs/{folder}/{name}.start.safetensors`)" in card, name
+        else:  # added after stage 1 was shipped: its stage-1 weights are kept in the repository
+            assert f"kept as `{path}` (commit {commit})" in card, name
+            assert (ROOT / path).is_file(), path
         assert "--recipe" not in card, f"{name}: trained with another recipe than REAL_RECIPE"
 
 
