@@ -47,7 +47,8 @@ Choices:
   networks leaves a second core mostly idle (bf16, Xeon: radius 1 streams 22 fps on one thread, 25 on
   two, 42 as two workers of one thread; docs/speed.md). Every frame is computed as alone, so the output
   does not depend on the number of workers; the latency grows by workers - 1 frames, which is why
-  causal (low-latency) models default to one worker, and so do GPUs and the onnx engine.
+  causal (low-latency) models default to one worker, and so do GPUs and the onnx engine. Each
+  worker holds the working memory of one frame (of one tile, for a tiled frame).
 * Precision. ``auto`` (the default) runs the torch engine's forwards in bf16 autocast where the
   hardware has fast bf16 (AMX or AVX512-BF16 CPUs, bf16 GPUs) and in fp32 elsewhere, as
   `mmsd.precision` decides; the weights stay fp32. The onnx engine runs fp32.

@@ -24,6 +24,7 @@ BENCHES = {
     "Xeon, AMX + AVX512-BF16": ["results/bench-xeon-2threads.json", "results/bench-xeon-train.json"],
     "Xeon, AMX + AVX512-BF16, another machine, other jobs paused": ["results/bench-xeon-idle-mmsd.json"],
     "EPYC, AVX512-BF16, no AMX": ["results/bench-epyc-2threads-mmsd.json"],
+    "Xeon, AMX + AVX512-BF16, idle (2026-12-03, two decode workers)": ["results/bench-xeon-train-idle.json"],
 }
 # (a name for the CPU in the table, a `scripts/bf16_decode.py` JSON of it)
 DECODES = [("Xeon, AMX + AVX512-BF16", "results/bf16-decode-xeon.json"),

@@ -40,3 +40,14 @@ def test_make_spread_reads_the_second_seeds_of_the_shipped_recipe():
     (stage2,) = re.findall(r"^STAGE2 := (\S+)$", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
     assert stage2 == f"runs/{script.REAL_RECIPES[script.REAL_RECIPE][0]}"
     assert set(script.NOT_SHIPPED) == {"mmsd-seed1", "edvr-seed1"}
+
+
+def test_the_decoders_default_models_are_shipped():
+    """`mmsd decode` without --model (and with --low-latency) finds its model in a fresh install."""
+    from mmsd.restore import DEFAULT_MODEL, LOW_LATENCY_MODEL, load_network
+
+    for name, causal in ((DEFAULT_MODEL, False), (LOW_LATENCY_MODEL, True)):
+        assert (weights.SHIPPED_DIR / f"{name}.safetensors").is_file(), name
+        assert (weights.SHIPPED_DIR / f"{name}.md").is_file(), name
+        _, config, _ = load_network(name)
+        assert bool(config.get("causal", False)) is causal, name
