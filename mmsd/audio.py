@@ -288,6 +288,10 @@ def _filters(cfg: MfccConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hann, mel_basis, dct
 
 
+_MEL_HZ = 200.0 / 3  # Hz per mel below 1 kHz (Slaney)
+_MEL_LOG_STEP = np.log(6.4) / 27.0  # log-Hz per mel above 1 kHz (Slaney)
+
+
 def _slaney_mel_basis(cfg: MfccConfig) -> np.ndarray:
     """librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax) with its defaults (Slaney's mel scale, area-normalised
     triangles, float32): (n_mels, n_fft/2 + 1)."""
@@ -307,10 +311,6 @@ def _slaney_mel_basis(cfg: MfccConfig) -> np.ndarray:
     falling = ramps[2:] / widths[1:, None]
     weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
     return weights.astype(np.float32)
-
-
-_MEL_HZ = 200.0 / 3  # Hz per mel below 1 kHz (Slaney)
-_MEL_LOG_STEP = np.log(6.4) / 27.0  # log-Hz per mel above 1 kHz (Slaney)
 
 
 def window(features: np.ndarray, t: int, radius: int) -> np.ndarray:

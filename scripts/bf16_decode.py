@@ -52,14 +52,22 @@ def make_clip(folder: Path, text: str) -> Path:
     return low
 
 
+def timed_decode(low: Path, out: Path, options: list[str]) -> tuple[float, str]:
+    """`mmsd decode LOW -o OUT -q OPTIONS...` in a fresh process: (its wall time in s, what it printed).
+    A failed decode stops the script with the command and the decoder's last line of error."""
+    command = [sys.executable, "-m", "mmsd.cli", "decode", str(low), "-o", str(out), "-q", *options]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return wall, done.stdout
+
+
 def decode(low: Path, out: Path, *, model: str, precision: str, threads: int) -> dict[str, float]:
     """One `mmsd decode` in a fresh process: its wall time and the fps it reports."""
-    command = [sys.executable, "-m", "mmsd.cli", "decode", str(low), "-o", str(out), "--model", model,
-               "--precision", precision, "--threads", str(threads), "-q"]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - started
-    return {"wall_s": wall, "reported_fps": float(_REPORTED_FPS.search(done.stdout).group(1))}
+    wall, printed = timed_decode(low, out, ["--model", model, "--precision", precision, "--threads", str(threads)])
+    return {"wall_s": wall, "reported_fps": float(_REPORTED_FPS.search(printed).group(1))}
 
 
 def agreement(a: Path, b: Path) -> tuple[float, float]:

@@ -82,7 +82,8 @@ def decode_table(decodes: list[tuple[str, Path]]) -> list[str]:
             continue
         run = json.loads(path.read_text())
         median = run["median"]
-        lines.append(f"| {cpu} | `{run['model']}` | {run['clip']} | {median['fp32']['wall_s']:.2f} | {median['bf16']['wall_s']:.2f} | "
+        lines.append(f"| {cpu} | `{run['model']}` | {run['clip']} | {median['fp32']['wall_s']:.2f} | "
+                     f"{median['bf16']['wall_s']:.2f} | "
                      f"{run['speedup_wall']:.2f}x | {run['speedup_reported']:.2f}x | "
                      f"{run['agreement_psnr']:.1f} dB (worst frame {run['agreement_worst_frame_psnr']:.1f}) |")
     return lines + [""]

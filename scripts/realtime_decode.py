@@ -19,14 +19,12 @@ import argparse
 import itertools
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bf16_decode import TEXT, agreement, make_clip, write_outputs  # noqa: E402  (a sibling script)
+from bf16_decode import TEXT, agreement, make_clip, timed_decode, write_outputs  # noqa: E402  (a sibling script)
 
 from mmsd.bench import cpu_name, describe_clip  # noqa: E402
 from mmsd.precision import cpu_has_fast_bf16  # noqa: E402
@@ -43,15 +41,14 @@ def setting(text: str) -> tuple[str, int]:
 
 def decode(low: Path, out: Path, *, model: str, workers: int) -> dict:
     """One `mmsd decode` in a fresh process: its wall time, the fps and latency it reports, its precision."""
-    command = [sys.executable, "-m", "mmsd.cli", "decode", str(low), "-o", str(out), "--model", model,
-               "--workers", str(workers), "-q"]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
-    precision, fps, latency = _REPORTED.search(done.stdout).groups()
+    wall, printed = timed_decode(low, out, ["--model", model, "--workers", str(workers)])
+    precision, fps, latency = _REPORTED.search(printed).groups()
     return {"wall_s": wall, "reported_fps": float(fps), "latency_frames": int(latency), "precision": precision}
+
+
+def restored(folder: Path, model: str, workers: int) -> Path:
+    """Where the decode of `model` (a name or a path) with `workers` writes its video."""
+    return folder / f"{Path(model).stem}-{workers}.mp4"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"{model}:{workers}" for model, workers in args.settings]
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for repeat, (name, (model, workers)) in itertools.product(range(args.repeats), zip(names, args.settings)):
-        run = decode(low, folder / f"{Path(model).stem}-{workers}.mp4", model=model, workers=workers)
+        run = decode(low, restored(folder, model, workers), model=model, workers=workers)
         runs[name].append(run)
         print(f"  run {repeat + 1} {name}: {run['wall_s']:.2f} s wall, {run['reported_fps']:.1f} fps reported",
               flush=True)
@@ -77,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in dict.fromkeys(model for model, _ in args.settings):
         counts = [workers for m, workers in args.settings if m == model]
         for other in counts[1:]:
-            whole, worst = agreement(folder / f"{Path(model).stem}-{counts[0]}.mp4",
-                                     folder / f"{Path(model).stem}-{other}.mp4")
+            whole, worst = agreement(restored(folder, model, counts[0]), restored(folder, model, other))
             agree[f"{model}:{counts[0]} vs {model}:{other}"] = {"psnr": whole, "worst_frame_psnr": worst}
     result = {"clip": facts, "clip_seconds": seconds, "cpu": cpu_name(), "fast_bf16": cpu_has_fast_bf16(),
               "repeats": args.repeats, "runs": runs, "median": median, "agreement": agree}
