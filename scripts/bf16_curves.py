@@ -22,8 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mmsd.bench import cpu_name
-from mmsd.weights import read_metadata
+from mmsd.evaluation.bench import cpu_name
+from mmsd.models.weights import read_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "curves"

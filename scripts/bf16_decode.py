@@ -29,11 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsd import codec, emotions, metrics, sideinfo
-from mmsd.bench import cpu_name, describe_clip
-from mmsd.encode import encode_file
-from mmsd.precision import cpu_has_fast_bf16
-from mmsd.synth.generate import SynthConfig, write_clip
+from mmsd import emotions
+from mmsd.data.synth.generate import SynthConfig, write_clip
+from mmsd.evaluation import metrics
+from mmsd.evaluation.bench import cpu_name, describe_clip
+from mmsd.media import codec, sideinfo
+from mmsd.models.precision import cpu_has_fast_bf16
+from mmsd.sender.encode import encode_file
 
 ROOT = Path(__file__).resolve().parent.parent
 PRECISIONS = ("fp32", "bf16")

@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsd import codec, emotions, metrics, sideinfo
-from mmsd.audio import MfccConfig, iter_mfcc
-from mmsd.demo import DEMO_TEXT, _make_original
-from mmsd.encode import encode_file
+from mmsd import emotions
+from mmsd.commands.demo import DEMO_TEXT, _make_original
 from mmsd.errors import MmsdWarning
-from mmsd.restore import Restorer
+from mmsd.evaluation import metrics
+from mmsd.media import codec, sideinfo
+from mmsd.media.audio import MfccConfig, iter_mfcc
+from mmsd.restore.restorer import Restorer
+from mmsd.sender.encode import encode_file
 
 STATES = ("happy-strong", "angry-strong", "sad-normal", "neutral")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsd.synth import acceptance
+from mmsd.data.synth import acceptance
 
 
 def main(argv: list[str] | None = None) -> int:

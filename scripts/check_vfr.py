@@ -22,11 +22,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from mmsd import sideinfo
-from mmsd.codec import VideoWriter, frame_timing, read_audio
-from mmsd.encode import encode_file
-from mmsd.restore import Restorer
-from mmsd.timing import FrameTiming
+from mmsd.media import sideinfo
+from mmsd.media.codec import VideoWriter, frame_timing, read_audio
+from mmsd.media.timing import FrameTiming
+from mmsd.restore.restorer import Restorer
+from mmsd.sender.encode import encode_file
 
 TIME_BASE = Fraction(1, 30)
 PTS = tuple(range(30)) + tuple(30 + 3 * j for j in range(30))  # 30 fps for 1 s, then 10 fps for 3 s

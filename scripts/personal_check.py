@@ -16,7 +16,7 @@ Bicubic (face PSNR per CRF, `mmsd eval`).
   a high-quality video; the score is its path-2 head clip, which the tuning never saw. The
   general models never saw either (they are the real-face validation set); tuning on a
   person is what this feature is for.
-* ``face NAME``: the same for a real face of `mmsd.stills.FACES` (training content of `mmsd
+* ``face NAME``: the same for a real face of `mmsd.data.stills.FACES` (training content of `mmsd
   content faces`, never seen by the shipped models, which train on recipe 2's mixture): 10 s
   along that face's camera path 1, scored on its path-3 clip of `data/faces`. These, not the
   portraits or the test actors, are where `personalize`'s settings are chosen.
@@ -64,17 +64,17 @@ OLD_DEFAULTS = {"lr": 1e-4, "iterations": 600, "crop": "head-zoom"}
 
 def portrait_footage(name: str, out: Path) -> Path:
     """10 s of the portrait along camera path 1 (head framing), x264 CRF 12: the 'earlier call'."""
-    from mmsd import content
-    from mmsd.stills import PORTRAITS
+    from mmsd.data import content
+    from mmsd.data.stills import PORTRAITS
 
     return _write_footage(content.portrait_clip([p.name for p in PORTRAITS].index(name), "head", 1,
                                                 int(FOOTAGE_SECONDS * content.FPS), seed=0), out)
 
 
 def _write_footage(clip, out: Path) -> Path:
-    """out/footage.mp4: the HR frames of a `mmsd.content` clip at x264 CRF 12 (kept when it exists)."""
-    from mmsd import content
-    from mmsd.codec import VideoWriter
+    """out/footage.mp4: the HR frames of a `mmsd.data.content` clip at x264 CRF 12 (kept when it exists)."""
+    from mmsd.data import content
+    from mmsd.media.codec import VideoWriter
 
     video = out / "footage.mp4"
     if not video.is_file():
@@ -86,8 +86,8 @@ def _write_footage(clip, out: Path) -> Path:
 
 def face_footage(name: str, out: Path) -> Path:
     """10 s of real face `name` of FACES along its camera path 1, x264 CRF 12."""
-    from mmsd import content
-    from mmsd.stills import FACES
+    from mmsd.data import content
+    from mmsd.data.stills import FACES
 
     return _write_footage(content.face_clip([p.name for p in FACES].index(name), 1,
                                             int(FOOTAGE_SECONDS * content.FPS), seed=0), out)
@@ -97,8 +97,8 @@ def call_clip(name: str) -> tuple[np.ndarray, np.ndarray]:
     """A call of 2 x FOOTAGE_SECONDS: a real face (of FACES, MORE_FACES or PORTRAITS) filmed in whole CIF
     frames as a webcam sees a speaker: the face box (Haar) 40% of the frame high, or more where the photo
     holds no wider view (the frame stays inside the photo: no reflected sides). -> (frames, face boxes)."""
-    from mmsd import content
-    from mmsd.stills import FACES, MORE_FACES, PORTRAITS, animate
+    from mmsd.data import content
+    from mmsd.data.stills import FACES, MORE_FACES, PORTRAITS, animate
 
     photos = {p.name: p for p in (*FACES, *MORE_FACES, *PORTRAITS)}
     photo = photos[name]
@@ -115,8 +115,8 @@ def call_clip(name: str) -> tuple[np.ndarray, np.ndarray]:
 def call_footage(name: str, out: Path) -> Path:
     """The call's first half as the earlier footage (x264 CRF 12); its second half, the call itself, goes to
     out/call.mp4 (what the sender encodes) and out/call.npz (the frames and face boxes it is scored on)."""
-    from mmsd import content
-    from mmsd.codec import VideoWriter
+    from mmsd.data import content
+    from mmsd.media.codec import VideoWriter
 
     files = ("footage.mp4", "call.mp4", "call.npz")
     if all((out / file).is_file() for file in files):  # rendered by an earlier run
@@ -134,8 +134,8 @@ def call_footage(name: str, out: Path) -> Path:
 def restored(restorer, sent: Path):
     """The frames `mmsd decode --model MODEL SENT` restores (`restorer` = `Restorer(MODEL)`), before its output
     encode: the sound and the emotion side information of the sent file are used as `decode` uses them."""
-    from mmsd import codec, sideinfo
-    from mmsd.audio import iter_mfcc
+    from mmsd.media import codec, sideinfo
+    from mmsd.media.audio import iter_mfcc
 
     info = codec.probe(sent)
     side = sideinfo.from_metadata(info.metadata)
@@ -153,8 +153,8 @@ def score_sent(out: Path, models: dict[str, str], calls: list[tuple[Path, np.nda
     (with `--emotion`, else the sender's classifier), restored as `mmsd decode` restores it (`restored`),
     scored on the face boxes of every `frame_step`-th frame against the original frames. calls: (video,
     its frames, their face boxes); the mean is over all scored frames. -> {model: {crf: dB}}."""
-    from mmsd import metrics
-    from mmsd.restore import Restorer
+    from mmsd.evaluation import metrics
+    from mmsd.restore.restorer import Restorer
 
     restorers = {name: Restorer(model) for name, model in models.items()}
     psnr: dict[str, dict[str, float]] = {name: {} for name in models}
@@ -176,7 +176,7 @@ def score_sent(out: Path, models: dict[str, str], calls: list[tuple[Path, np.nda
 
 def call_truth(out: Path) -> list[tuple[Path, np.ndarray, np.ndarray]]:
     """The call of kind `call`: (out/call.mp4, its frames, their face boxes)."""
-    from mmsd.degrade import DegradeConfig, boxes_from_face
+    from mmsd.data.degrade import DegradeConfig, boxes_from_face
 
     with np.load(out / "call.npz") as npz:
         truth, boxes = npz["frames"], npz["boxes"]
@@ -188,8 +188,9 @@ def actor_calls(synth: Path, number: int) -> list[tuple[Path, np.ndarray, np.nda
     """Kind `actorcall`: four of an actor's statement-02 videos (normal intensity; neutral, happy, angry,
     disgust), whole frames: (video, its frames, the face boxes of its landmark CSV, as `mmsd prepare` draws
     them). Four of eight keep a check at ~7 min of one core."""
-    from mmsd import codec, openface
-    from mmsd.degrade import DegradeConfig, FaceCrop, face_mouth_boxes
+    from mmsd.data import openface
+    from mmsd.data.degrade import DegradeConfig, FaceCrop, face_mouth_boxes
+    from mmsd.media import codec
 
     calls = []
     for video in sorted((synth / f"Actor_{number:02d}").glob(f"01-01-0[1357]-01-02-01-{number:02d}.mp4")):
@@ -204,7 +205,7 @@ def actor_calls(synth: Path, number: int) -> list[tuple[Path, np.ndarray, np.nda
 
 def score_clips(kind: str, name: str, cache: Path) -> tuple[Path, str, list[str]]:
     """(cache, actor number as `mmsd eval --actors` wants it, keys of the clips to score)."""
-    from mmsd.data import read_index
+    from mmsd.data.dataset import read_index
 
     if kind == "portrait":
         source = ROOT / "data" / "portraits"
@@ -244,7 +245,7 @@ def personalize_flags(settings: dict) -> list[str]:
 
 def used_settings(model: Path) -> dict:
     """The settings a personal model was tuned with, from its metadata (`mmsd personalize` writes them)."""
-    from mmsd.weights import read_model
+    from mmsd.models.weights import read_model
 
     info = read_model(model)[3]["personalized"]
     used = {"lr": info["lr"], "iterations": info["iterations"], "crop": info["crop"]}
@@ -259,7 +260,7 @@ def used_settings(model: Path) -> dict:
 def weights_id(name: str) -> str:
     """The first 12 hex digits of the SHA-256 of the weights file `name` resolves to (a shipped model changes
     when it is retrained; the checks say which one they started from)."""
-    from mmsd.weights import find_model
+    from mmsd.models.weights import find_model
 
     path = find_model(name) or Path(name)
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]

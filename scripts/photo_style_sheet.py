@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from mmsd import emotions
-from mmsd.synth import generate
+from mmsd.data.synth import generate
 
 WIDTH, HEIGHT, TILE = 480, 288, 256
 

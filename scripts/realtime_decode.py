@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bf16_decode import TEXT, agreement, make_clip, timed_decode, write_outputs  # noqa: E402  (a sibling script)
 
-from mmsd.bench import cpu_name, describe_clip  # noqa: E402
-from mmsd.precision import cpu_has_fast_bf16  # noqa: E402
+from mmsd.evaluation.bench import cpu_name, describe_clip  # noqa: E402
+from mmsd.models.precision import cpu_has_fast_bf16  # noqa: E402
 
 _REPORTED = re.compile(r"\(torch, (\w+)\).*?([0-9.]+) fps, latency (\d+) frames")
 

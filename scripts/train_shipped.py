@@ -141,7 +141,7 @@ def stage1_source(name: str) -> tuple[str, str]:
 
 def stage1_weights(name: str, out: Path) -> None:
     """The stage-1 weights of `name` (`stage1_source`) written to `out`."""
-    from mmsd.fileio import atomic_path
+    from mmsd.media.fileio import atomic_path
 
     out.parent.mkdir(parents=True, exist_ok=True)
     commit, path = stage1_source(name)
@@ -178,7 +178,7 @@ def train(name: str, data: Path, runs: Path, stage: str = "synthetic", recipe: i
 
 def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> None:
     """mmsd/shipped/NAME.safetensors and NAME.md (package data) from a finished run."""
-    from mmsd.weights import read_model
+    from mmsd.models.weights import read_model
 
     source = runs / name / "model.safetensors"
     if not source.is_file():
@@ -187,9 +187,9 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
     train_cfg = info["train_config"]
     if info.get("iterations") != train_cfg["iterations"]:
         raise SystemExit(f"{name}: run not finished ({info.get('iterations')} of {train_cfg['iterations']} iterations)")
+    from mmsd.commands.catalog import TRAINED_IN  # what a model's metadata without "precision" was trained in
     from mmsd.models import build_model, complexity
-    from mmsd.catalog import TRAINED_IN  # what a model's metadata without "precision" was trained in
-    from mmsd.train import TrainConfig
+    from mmsd.training.train import TrainConfig
 
     size = complexity(build_model(arch, config))
     weights.mkdir(exist_ok=True)
@@ -257,7 +257,7 @@ def main() -> int:
     if unknown:
         parser.error(f"not in stage {args.stage}: {', '.join(unknown)}")
     if args.ship:
-        from mmsd.weights import SHIPPED_DIR
+        from mmsd.models.weights import SHIPPED_DIR
 
         for name in names:
             if name not in NOT_SHIPPED:

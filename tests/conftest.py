@@ -68,8 +68,8 @@ def render_frame(t: int, width: int, height: int, rng: np.random.Generator) -> t
 
 
 def write_clip(path: Path, *, num_frames: int, size: tuple[int, int], audio: bool, csv: bool, seed: int = 0) -> None:
-    from mmsd.codec import VideoWriter
-    from mmsd.openface import OpenFaceTrack, write_csv
+    from mmsd.data.openface import OpenFaceTrack, write_csv
+    from mmsd.media.codec import VideoWriter
 
     width, height = size
     rng = np.random.default_rng(seed)
@@ -127,7 +127,7 @@ def fixture_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def prepared_cache(fixture_corpus, tmp_path_factory) -> Path:
     """The fixture corpus prepared at CRF 15 and 40 with HR for every 2nd frame; read-only."""
-    from mmsd.prepare import prepare_corpus
+    from mmsd.data.prepare import prepare_corpus
 
     out = tmp_path_factory.mktemp("cache")
     prepare_corpus(fixture_corpus, out, crfs=(15, 40), workers=1, hr_step=2, progress=False, log=lambda line: None)
@@ -137,8 +137,8 @@ def prepared_cache(fixture_corpus, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def portrait_cache(tmp_path_factory) -> Path:
     """The real-face validation set in miniature (one camera path, 6 frames) at CRF 15 and 40; read-only."""
-    from mmsd import content
-    from mmsd.prepare import PrepareSettings, build_cache
+    from mmsd.data import content
+    from mmsd.data.prepare import PrepareSettings, build_cache
 
     out = tmp_path_factory.mktemp("portraits")
     build_cache(out, content.jobs("portraits", clips=1, frames=6), PrepareSettings(crfs=(15, 40), crop="whole"),

@@ -6,8 +6,8 @@ import librosa
 import numpy as np
 import pytest
 
-from mmsd.audio import MfccConfig, mfcc_for_frames, vector_centres, window
-from mmsd.timing import FrameTiming
+from mmsd.media.audio import MfccConfig, mfcc_for_frames, vector_centres, window
+from mmsd.media.timing import FrameTiming
 
 SR = 16000
 RATES = [Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(60)]

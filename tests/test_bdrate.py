@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from mmsd.bdrate import Curve, bd_rate
+from mmsd.evaluation.bdrate import Curve, bd_rate
 
 ANCHOR = Curve.of([100.0, 200.0, 400.0, 800.0], [30.0, 32.5, 34.0, 36.5])
 

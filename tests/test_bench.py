@@ -9,11 +9,11 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from mmsd.bench import time_train_step
 from mmsd.cli import main
-from mmsd.codec import VideoWriter
+from mmsd.evaluation.bench import time_train_step
+from mmsd.media.codec import VideoWriter
+from mmsd.media.timing import FrameTiming
 from mmsd.models import build_model, load_config
-from mmsd.timing import FrameTiming
 
 
 def test_bench_bicubic_writes_json(tmp_path, capsys):
@@ -65,7 +65,7 @@ def test_only_unknown_label_is_one_line_error(tmp_path, capsys):
 
 
 def test_a_variant_times_a_random_config_with_the_changes_and_a_bad_one_is_one_line(tmp_path, capsys):
-    from mmsd.bench import entries
+    from mmsd.evaluation.bench import entries
 
     small, *variants = [e for e in entries(["mmsd"], ["small"], [["radius=1"], ["radius=1", "recon_blocks=3"]])
                         if e.weights is None]

@@ -7,7 +7,9 @@ import re
 
 import torch
 
-from mmsd import catalog, cli, weights
+from mmsd import cli
+from mmsd.commands import catalog
+from mmsd.models import weights
 
 
 def _blocks(text: str) -> dict[str, str]:

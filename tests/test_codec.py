@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from mmsd.codec import (
+from mmsd.media.codec import (
     CodecError,
     VideoWriter,
     encode_decode,
@@ -17,7 +17,7 @@ from mmsd.codec import (
     stream_bitrates,
 )
 from mmsd.errors import MmsdError
-from mmsd.timing import FrameTiming
+from mmsd.media.timing import FrameTiming
 
 NTSC = Fraction(30000, 1001)
 

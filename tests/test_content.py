@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from mmsd import content, deadleaves, metrics, stills
-from mmsd.data import CacheDataset, ClipIndex
-from mmsd.degrade import detect_face, detect_faces
+from mmsd.data import content, deadleaves, stills
+from mmsd.data.dataset import CacheDataset, ClipIndex
+from mmsd.data.degrade import detect_face, detect_faces
 from mmsd.errors import MmsdError
+from mmsd.evaluation import metrics
 
 
 @pytest.mark.parametrize("photo", stills.PORTRAITS, ids=lambda p: p.name)

@@ -1,4 +1,4 @@
-"""mmsd.data over the session cache that conftest.py prepares (CRF 15 and 40, HR every 2nd frame)."""
+"""mmsd.data.dataset over the session cache that conftest.py prepares (CRF 15 and 40, HR every 2nd frame)."""
 
 import json
 import shutil
@@ -9,8 +9,8 @@ import torch
 from conftest import CSV_CLIP_KEY, GOOD_CLIPS
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mmsd.data import Batch, CacheDataset, ClipIndex, ClipMeta, collate, read_index, window_indices
-from mmsd.degrade import downsample
+from mmsd.data.dataset import Batch, CacheDataset, ClipIndex, ClipMeta, collate, read_index, window_indices
+from mmsd.data.degrade import downsample
 
 
 def _uint8(x: torch.Tensor) -> np.ndarray:

@@ -1,5 +1,6 @@
-from mmsd import cli, codec, weights
-from mmsd.models import build_model
+from mmsd import cli
+from mmsd.media import codec
+from mmsd.models import build_model, weights
 
 
 def test_demo_writes_a_side_by_side_video_with_sound_and_a_png(tmp_path, capsys):

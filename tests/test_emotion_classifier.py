@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from mmsd import cli, emotions, encode, sideinfo
-from mmsd.codec import VideoWriter
-from mmsd.emotion_classifier import (EmotionClassifier, EmotionNet, EmotionNetConfig, TrackConfig, face_crop,
+from mmsd import cli, emotions
+from mmsd.media import sideinfo
+from mmsd.media.codec import VideoWriter
+from mmsd.sender import encode
+from mmsd.sender.emotion_classifier import (EmotionClassifier, EmotionNet, EmotionNetConfig, TrackConfig, face_crop,
                                      find_face, segment_track)
 from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
-from mmsd.weights import save_model
+from mmsd.models.weights import save_model
 
 CFG = EmotionNetConfig()
 HAPPY = emotions.parse("happy-strong").id
@@ -123,7 +125,7 @@ def test_segment_track_rejects_bad_input():
 
 def face_frames(count: int, width: int = 320, height: int = 192) -> list[np.ndarray]:
     """Frames of the synthetic renderer's face (neutral, small sway): Haar finds it."""
-    from mmsd.synth import face
+    from mmsd.data.synth import face
 
     look = face.make_identity(24, np.random.default_rng(0))
     renderer = face.FaceRenderer(look, width=width, height=height, rng=np.random.default_rng(1))

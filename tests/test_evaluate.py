@@ -10,9 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mmsd import evaluate as ev
-from mmsd import figures
 from mmsd.errors import MmsdError
+from mmsd.evaluation import evaluate as ev, figures
 
 
 def score(model="a", crf=15, clip="Actor_19/01-01-03-02-01-01-19", emotion=5, frame=0, kbps=100.0, psnr=30.0,
@@ -136,7 +135,7 @@ def test_split_key():
 
 def tiny_dbpn(path: Path) -> Path:
     from mmsd.models import DBPNConfig, build_model
-    from mmsd.weights import save_model
+    from mmsd.models.weights import save_model
 
     config = dataclasses.asdict(DBPNConfig(features=8, channels=4, stages=2))
     model = build_model("dbpn", config)
@@ -158,10 +157,10 @@ def test_load_model_by_name_path_and_label(tmp_path):
 
 
 def test_load_model_refuses_weights_that_do_not_fit(tmp_path):
-    from mmsd.weights import save_model
+    from mmsd.models.weights import save_model
 
     path = tiny_dbpn(tmp_path / "a.safetensors")
-    from mmsd.weights import read_model
+    from mmsd.models.weights import read_model
 
     name, config, tensors, _ = read_model(path)
     save_model(tmp_path / "bad.safetensors", name=name, config=config | {"stages": 3}, state=tensors)
@@ -173,7 +172,7 @@ def test_rd_curves_add_side_info_for_emotion_models(rows):
     from fractions import Fraction
     from types import SimpleNamespace
 
-    from mmsd.sideinfo import SideInfo
+    from mmsd.media.sideinfo import SideInfo
 
     clips = {CLIP_A: SimpleNamespace(num_frames=75, fps=Fraction(30), emotion=5),
              CLIP_B: SimpleNamespace(num_frames=75, fps=Fraction(30), emotion=8)}
@@ -273,7 +272,7 @@ def test_eval_cli_on_a_tiny_cache(prepared_cache, tmp_path):
 
 
 def test_eval_cli_scores_only_the_named_clips(prepared_cache, tmp_path):
-    from mmsd.data import read_index
+    from mmsd.data.dataset import read_index
 
     key = next(c.key for c in read_index(prepared_cache) if c.actor == 19)
     out = tmp_path / "eval"
@@ -291,9 +290,9 @@ def test_eval_cli_rejects_unknown_gain_model(prepared_cache, tmp_path):
 
 
 def test_finetune_adapts_on_statement_1_and_scores_statement_2(prepared_cache, tmp_path, monkeypatch):
-    import mmsd.train
-    from mmsd import finetune
-    from mmsd.weights import save_model
+    import mmsd.training.train
+    from mmsd.models.weights import save_model
+    from mmsd.training import finetune
 
     calls = {}
 
@@ -310,7 +309,7 @@ def test_finetune_adapts_on_statement_1_and_scores_statement_2(prepared_cache, t
             name, config, state, out = self.args
             save_model(out / "model.safetensors", name=name, config=config, state=state)
 
-    monkeypatch.setattr(mmsd.train, "Trainer", FakeTrainer)
+    monkeypatch.setattr(mmsd.training.train, "Trainer", FakeTrainer)
     general = tiny_dbpn(tmp_path / "general.safetensors")
     parser = argparse.ArgumentParser()
     finetune.add_arguments(parser)
@@ -320,7 +319,7 @@ def test_finetune_adapts_on_statement_1_and_scores_statement_2(prepared_cache, t
     assert calls["train_keys"] == ["Actor_19/01-01-05-01-01-02-19"]  # statement 01 only
     assert calls["cfg"].train_actors == (19,) and calls["cfg"].iterations == 3 and not calls["cfg"].gan
     assert calls["precision"] == "auto"
-    assert set(calls["init_state"]) == set(mmsd.weights.read(general)[0])
+    assert set(calls["init_state"]) == set(mmsd.models.weights.read(general)[0])
     result = json.loads((tmp_path / "prior" / "actor_19" / "prior.json").read_text())
     assert result["test_clips"] == ["Actor_19/01-01-08-02-02-01-19"]  # statement 02 only
     assert all(v["gain_db"] == 0.0 for v in result["crf"].values())  # same weights, same frames
@@ -332,12 +331,12 @@ def test_finetune_adapts_on_statement_1_and_scores_statement_2(prepared_cache, t
 def test_finetune_with_the_trainer(prepared_cache, tmp_path):
     import inspect
 
-    from mmsd import finetune
-    from mmsd.train import Trainer
-    from mmsd.weights import read_model
+    from mmsd.models.weights import read_model
+    from mmsd.training import finetune
+    from mmsd.training.train import Trainer
 
     if "init_state" not in inspect.signature(Trainer.__init__).parameters:
-        pytest.skip("mmsd.train.Trainer has no init_state/train_keys/val_keys hooks yet")
+        pytest.skip("mmsd.training.train.Trainer has no init_state/train_keys/val_keys hooks yet")
     general = tiny_dbpn(tmp_path / "general.safetensors")
     tuned = finetune.adapt(weights=general, actor=19, cache=prepared_cache, out=tmp_path / "run", iterations=2,
                            batch_size=2, patch=16, num_workers=0)

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmsd import onnx_engine
 from mmsd.cli import main
-from mmsd.codec import VideoWriter, probe
 from mmsd.errors import MmsdError
-from mmsd.onnx_engine import OnnxNetwork, example_inputs, export_onnx
+from mmsd.media.codec import VideoWriter, probe
 from mmsd.models import DBPNConfig, EDVRConfig, build_model, load_config
-from mmsd.restore import Restorer
-from mmsd.weights import save_model
+from mmsd.models.weights import save_model
+from mmsd.restore import onnx_engine
+from mmsd.restore.onnx_engine import OnnxNetwork, example_inputs, export_onnx
+from mmsd.restore.restorer import Restorer
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -85,13 +85,14 @@ def test_the_decode_path_runs_one_way():
     import mmsd
 
     def imports(module: str) -> set[str]:
-        tree = ast.parse((Path(mmsd.__file__).parent / f"{module}.py").read_text())
+        tree = ast.parse((Path(mmsd.__file__).parent / f"{module.replace('.', '/')}.py").read_text())
         return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module} | {
             alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
 
-    assert "mmsd.restore" not in imports("onnx_engine") | imports("codec") | imports("timing")
-    assert not {"mmsd.export", "mmsd.encode", "mmsd.decode"} & imports("restore")
-    assert not {name for name in imports("codec") if name.startswith(("mmsd.models", "torch"))}
+    engine_and_codec = imports("restore.onnx_engine") | imports("media.codec") | imports("media.timing")
+    assert "mmsd.restore.restorer" not in engine_and_codec
+    assert not {"mmsd.commands.export", "mmsd.sender.encode", "mmsd.commands.decode"} & imports("restore.restorer")
+    assert not {name for name in imports("media.codec") if name.startswith(("mmsd.models", "torch"))}
 
 
 def test_weights_export_once_into_the_cache(tmp_path, monkeypatch):

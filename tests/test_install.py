@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 import mmsd
-from mmsd import weights
-from mmsd.codec import VideoWriter, probe
+from mmsd.media.codec import VideoWriter, probe
+from mmsd.models import weights
 
 SOURCE = Path(mmsd.__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from mmsd import metrics
+from mmsd.evaluation import metrics
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmsd.data.openface import AU_INTENSITY, AU_PRESENCE, OpenFaceTrack, read_csv, write_csv
 from mmsd.errors import MmsdError
-from mmsd.openface import AU_INTENSITY, AU_PRESENCE, OpenFaceTrack, read_csv, write_csv
 
 
 def openface_columns() -> list[str]:

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mmsd import cli
-from mmsd.codec import VideoWriter, read_frames
+from mmsd.media.codec import VideoWriter, read_frames
 from mmsd.models import build_model
-from mmsd.weights import read_model, save_model
+from mmsd.models.weights import read_model, save_model
 
 from test_train import TINY
 
@@ -42,11 +42,11 @@ def _statement(speaker: Path, n: int) -> Path:
 
 
 def test_personal_model_gains_on_a_sentence_it_never_saw(speaker, general, tmp_path, one_thread):
-    from mmsd.evaluate import group_means
-    from mmsd.finetune import compare
-    from mmsd.personalize import personalize
-    from mmsd.prepare import prepare_corpus
-    from mmsd.restore import Restorer
+    from mmsd.data.prepare import prepare_corpus
+    from mmsd.evaluation.evaluate import group_means
+    from mmsd.restore.restorer import Restorer
+    from mmsd.training.finetune import compare
+    from mmsd.training.personalize import personalize
 
     out = tmp_path / "me.safetensors"
     result = personalize([_statement(speaker, 1)], base=str(general), out=out, iterations=16, lr=3e-3, crfs=(32,),
@@ -112,7 +112,7 @@ def test_one_line_errors_and_nothing_written(speaker, general, tmp_path, capsys)
 
 
 def test_a_small_face_is_cut_at_its_own_scale_not_magnified(speaker, tmp_path):
-    from mmsd.personalize import read_footage
+    from mmsd.training.personalize import read_footage
 
     far = tmp_path / "far.mp4"  # the speaker's 320x180 frames in the middle of a 960x540 frame: a small face
     _write(far, [np.pad(f, ((180, 180), (320, 320), (0, 0)), constant_values=90)
@@ -126,8 +126,8 @@ def test_a_small_face_is_cut_at_its_own_scale_not_magnified(speaker, tmp_path):
 
 
 def test_native_crop_keeps_the_face_at_the_size_a_call_restores_it(speaker, tmp_path):
-    from mmsd.degrade import crop_resize
-    from mmsd.personalize import read_footage
+    from mmsd.data.degrade import crop_resize
+    from mmsd.training.personalize import read_footage
 
     # a 352x288 (CIF) video holds no 480x288 head crop: neither 'native' nor 'head' magnifies it (reflected sides)
     cif = tmp_path / "cif.mp4"
@@ -148,9 +148,9 @@ def test_native_crop_keeps_the_face_at_the_size_a_call_restores_it(speaker, tmp_
 def test_footage_is_split_in_time_and_cut_into_entries():
     from fractions import Fraction
 
-    from mmsd.degrade import FaceCrop
-    from mmsd.personalize import Footage, _segment_timing, entry_jobs
-    from mmsd.timing import FrameTiming
+    from mmsd.data.degrade import FaceCrop
+    from mmsd.media.timing import FrameTiming
+    from mmsd.training.personalize import Footage, _segment_timing, entry_jobs
 
     crop = FaceCrop(box=(0, 0, 480, 288), source="haar", face=(100, 50, 200, 150))
     long = Footage(path=Path("a.mp4"), crop=crop, timing=FrameTiming.constant(30), num_frames=700, width=480,

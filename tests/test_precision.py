@@ -1,4 +1,4 @@
-"""`--precision auto|fp32|bf16`: the choice (`mmsd.precision`), the fp32 deformable conv under
+"""`--precision auto|fp32|bf16`: the choice (`mmsd.models.precision`), the fp32 deformable conv under
 autocast, bf16 inference close to fp32, bf16 training that learns, and the front doors."""
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-import mmsd.precision as precision
-from mmsd import catalog, cli, metrics
+import mmsd.models.precision as precision
+from mmsd import cli
+from mmsd.commands import catalog
 from mmsd.errors import MmsdWarning
+from mmsd.evaluation import metrics
 from mmsd.models import build_model, load_config
 from mmsd.models.deform import modulated_deform_conv2d
-from mmsd.restore import Restorer
-from mmsd.weights import find_model
+from mmsd.models.weights import find_model
+from mmsd.restore.restorer import Restorer
 
 
 @pytest.fixture
@@ -209,8 +211,8 @@ def test_bf16_training_lowers_the_loss_like_fp32(one_thread):
 def test_trainer_runs_bf16_with_the_cgan_and_keeps_fp32_weights(prepared_cache, tmp_path, one_thread):
     from test_train import TINY, tiny_config
 
-    from mmsd.train import Trainer
-    from mmsd.weights import read_model
+    from mmsd.models.weights import read_model
+    from mmsd.training.train import Trainer
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MmsdWarning)

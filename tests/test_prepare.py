@@ -1,4 +1,4 @@
-"""mmsd.degrade and mmsd.prepare on a tiny corpus that conftest.py writes."""
+"""mmsd.data.degrade and mmsd.data.prepare on a tiny corpus that conftest.py writes."""
 
 import json
 from fractions import Fraction
@@ -9,14 +9,14 @@ import pytest
 from conftest import CORRUPT_CLIP, GOOD_CLIPS, MALFORMED, NUM_FRAMES, SHORT_CLIP, TRUNCATED_CLIP, face_landmarks
 from PIL import Image
 
-from mmsd import codec
 from mmsd.cli import main as cli_main
-from mmsd.data import ClipIndex
-from mmsd.degrade import (DegradeConfig, FaceCrop, crop_resize, downsample, face_crop_box, face_mouth_boxes,
+from mmsd.data.dataset import ClipIndex
+from mmsd.media import codec
+from mmsd.data.degrade import (DegradeConfig, FaceCrop, crop_resize, downsample, face_crop_box, face_mouth_boxes,
                           unmagnified)
+from mmsd.data.openface import OpenFaceTrack
+from mmsd.data.prepare import decode_image, encode_image, prepare_corpus
 from mmsd.errors import MmsdError
-from mmsd.openface import OpenFaceTrack
-from mmsd.prepare import decode_image, encode_image, prepare_corpus
 
 CSV_CLIP, NO_AUDIO_CLIP, ODD_CLIP, PLAIN_CLIP = GOOD_CLIPS
 
@@ -120,7 +120,7 @@ def test_a_face_bigger_than_the_frame_gets_the_largest_box_that_fits():
 
 @pytest.mark.parametrize("pillow", [True, False], ids=["pillow-webp", "opencv"])
 def test_frames_are_stored_losslessly(pillow, monkeypatch):
-    import mmsd.prepare as prepare
+    import mmsd.data.prepare as prepare
 
     if not pillow:
         monkeypatch.setattr(prepare, "_pillow_webp", lambda: None)
@@ -206,7 +206,7 @@ def test_audio_au_and_boxes_per_clip(prepared_cache):
 
 
 def test_resume_after_an_interrupted_run(fixture_corpus, tmp_path, monkeypatch):
-    import mmsd.prepare as prepare
+    import mmsd.data.prepare as prepare
 
     out = tmp_path / "cache"
     calls = {"n": 0}
@@ -303,7 +303,7 @@ def test_variable_frame_rate_source_and_a_broken_csv(tmp_path):
 def test_whole_frame_crop_keeps_the_frame_and_the_landmark_boxes(fixture_corpus, tmp_path):
     from conftest import CSV_CLIP_KEY
 
-    from mmsd.openface import read_csv
+    from mmsd.data.openface import read_csv
 
     out = tmp_path / "whole"
     prepare_corpus(fixture_corpus, out, crfs=(40,), crop="whole", limit=2, progress=False, log=lambda line: None)
@@ -322,8 +322,8 @@ def test_whole_frame_crop_keeps_the_frame_and_the_landmark_boxes(fixture_corpus,
 def test_a_variable_frame_rate_clip_gets_the_sound_at_each_frame_s_time(tmp_path):
     from conftest import render_frame
 
-    from mmsd.audio import mfcc_for_frames
-    from mmsd.timing import FrameTiming
+    from mmsd.media.audio import mfcc_for_frames
+    from mmsd.media.timing import FrameTiming
 
     source = tmp_path / "corpus" / "Actor_01" / "01-01-03-02-01-01-01.mp4"
     source.parent.mkdir(parents=True)

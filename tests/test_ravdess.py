@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from mmsd import emotions
-from mmsd.ravdess import Clip, ClipName, Split, list_corpus
+from mmsd.data.ravdess import Clip, ClipName, Split, list_corpus
 
 
 @pytest.mark.parametrize("state", emotions.STATES, ids=lambda s: s.name)

@@ -12,15 +12,15 @@ from torch import nn
 
 import mmsd.models
 from mmsd import emotions
-from mmsd.audio import MfccConfig, iter_mfcc, mfcc_for_frame_range, mfcc_for_frames, normalise
-from mmsd.codec import CodecError, VideoWriter, probe, read_audio, read_frames
 from mmsd.errors import MmsdError
+from mmsd.media.audio import MfccConfig, iter_mfcc, mfcc_for_frame_range, mfcc_for_frames, normalise
+from mmsd.media.codec import CodecError, VideoWriter, probe, read_audio, read_frames
+from mmsd.media.sideinfo import SideInfo
+from mmsd.media.timing import FrameTiming
 from mmsd.models import build_model, load_config
 from mmsd.models.output import RestorationOutput
-from mmsd.restore import Restorer, iter_audio
-from mmsd.sideinfo import SideInfo
-from mmsd.timing import FrameTiming
-from mmsd.weights import save_model
+from mmsd.models.weights import save_model
+from mmsd.restore.restorer import Restorer, iter_audio
 
 FULL = {"radius": 2, "causal": False, "audio": True, "emotion": True, "mfcc_per_frame": 4, "n_mfcc": 20}
 
@@ -326,7 +326,7 @@ def test_an_encoding_failure_behind_the_network_still_leaves_nothing(tmp_path, m
 
 
 def test_read_ahead_keeps_order_raises_in_place_and_stops_when_closed():
-    from mmsd.restore import _read_ahead
+    from mmsd.restore.restorer import _read_ahead
 
     assert list(_read_ahead(iter(range(50)), depth=3)) == list(range(50))
 
@@ -408,20 +408,20 @@ def test_real_mmsd_network_from_a_model_file(tmp_path):
 
 def test_a_shipped_name_loads_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
     """A folder `mmsd/` in the working directory (a checkout's package) does not hide the name."""
-    import mmsd.restore
+    import mmsd.restore.restorer
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     save_model(shipped / "mmsd.safetensors", name="bicubic", config={"radius": 1, "causal": True, "scale": 4},
                state={})
     (tmp_path / "mmsd").mkdir()
-    monkeypatch.setattr(mmsd.weights, "SHIPPED_DIR", shipped)
-    monkeypatch.delenv(mmsd.weights.MODELS_ENV, raising=False)
+    monkeypatch.setattr(mmsd.models.weights, "SHIPPED_DIR", shipped)
+    monkeypatch.delenv(mmsd.models.weights.MODELS_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
     restorer = Restorer("mmsd")
     assert (restorer.radius, restorer.causal) == (1, True)
     assert (restorer.label, restorer.name) == ("mmsd", "bicubic")  # reports say the name given, not the architecture
-    assert mmsd.restore.shipped_models() == ["bicubic", "mmsd"]
+    assert mmsd.restore.restorer.shipped_models() == ["bicubic", "mmsd"]
 
 
 def test_the_audio_encoder_runs_on_one_thread_and_the_rest_keeps_all():

@@ -7,7 +7,7 @@ import pytest
 
 from mmsd import emotions
 from mmsd.errors import MmsdError
-from mmsd.sideinfo import SideInfo, SideInfoError, from_metadata, parse, read_emotion_track
+from mmsd.media.sideinfo import SideInfo, SideInfoError, from_metadata, parse, read_emotion_track
 
 
 def test_round_trip_and_compact_json():

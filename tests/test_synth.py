@@ -1,4 +1,4 @@
-"""Synthetic corpus (mmsd.synth): speech, visemes, AUs, renderer and `mmsd synth --preset tiny`."""
+"""Synthetic corpus (mmsd.data.synth): speech, visemes, AUs, renderer and `mmsd synth --preset tiny`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 
 from mmsd import emotions
 from mmsd.cli import main as cli_main
-from mmsd.codec import probe, read_audio, read_frames
-from mmsd.openface import AU_INTENSITY, read_csv
-from mmsd.ravdess import ClipName
-from mmsd.synth import acceptance, expression, face, generate, speech, visemes
+from mmsd.data.openface import AU_INTENSITY, read_csv
+from mmsd.data.ravdess import ClipName
+from mmsd.data.synth import acceptance, expression, face, generate, speech, visemes
+from mmsd.media.codec import probe, read_audio, read_frames
 
 AU = {name: i for i, name in enumerate(AU_INTENSITY)}
 TINY_CLIPS = 2 * 4  # actors x states, one statement
@@ -206,7 +206,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
 
 def test_one_process_can_write_one_actor_at_two_frame_sizes(tmp_path):
     """The per-actor renderer cache is keyed by frame size too (the demo and `mmsd bench` share a process)."""
-    from mmsd.synth.generate import SynthConfig, write_clip
+    from mmsd.data.synth.generate import SynthConfig, write_clip
 
     state = emotions.parse("calm-normal")
     for width, height in [(320, 192), (256, 160)]:
@@ -217,8 +217,8 @@ def test_one_process_can_write_one_actor_at_two_frame_sizes(tmp_path):
 
 
 def test_face_scale_draws_smaller_faces_in_the_same_frame(tmp_path):
-    from mmsd.openface import read_csv
-    from mmsd.synth.generate import SynthConfig, write_clip
+    from mmsd.data.openface import read_csv
+    from mmsd.data.synth.generate import SynthConfig, write_clip
 
     extents = {}
     for scale in (1.0, 0.5):

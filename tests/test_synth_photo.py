@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mmsd import stills
 from mmsd.cli import main as cli_main
-from mmsd.synth import face, generate, photo
-from mmsd.synth.expression import AU_INDEX
+from mmsd.data import stills
+from mmsd.data.synth import face, generate, photo
+from mmsd.data.synth.expression import AU_INDEX
 
 SPEAKING_SMILE = {"AU06": 2.0, "AU12": 4.0, "AU25": 3.0, "AU26": 3.0}
 

@@ -1,4 +1,4 @@
-"""Tiled restoration (mmsd.tiling, Restorer(tile=...)): the plan, the receptive radius, tiled against
+"""Tiled restoration (mmsd.restore.tiling, Restorer(tile=...)): the plan, the receptive radius, tiled against
 whole-frame outputs, and the guard on large outputs."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmsd import tiling
 from mmsd.cli import main
-from mmsd.codec import VideoWriter, probe
 from mmsd.errors import MmsdError
+from mmsd.media.codec import VideoWriter, probe
 from mmsd.models import build_model, load_config
-from mmsd.restore import Restorer
+from mmsd.restore import tiling
+from mmsd.restore.restorer import Restorer
 
 TINY = dict(channels=8, deform_groups=2, attention_channels=8, audio_hidden=8, audio_layers=1, au_hidden=8,
             emotion_hidden=8, recon_blocks=1, trunk_blocks=1, upsample_channels=8, extract_blocks=1)
@@ -45,7 +45,7 @@ def face_frames(count: int, height: int, width: int) -> list[np.ndarray]:
     """A real portrait (scikit-image's astronaut), shrunk, moving a pixel per frame: content with edges."""
     from skimage import data
 
-    from mmsd.degrade import resize
+    from mmsd.data.degrade import resize
 
     image = resize(data.astronaut(), 2 * width, 2 * height)
     return [np.ascontiguousarray(image[t: t + height, 2 * t: 2 * t + width]) for t in range(count)]

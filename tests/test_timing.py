@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from mmsd.timing import FrameTiming
+from mmsd.media.timing import FrameTiming
 
 NTSC = Fraction(30000, 1001)
 

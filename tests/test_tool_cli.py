@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from mmsd import cli, emotions
-from mmsd.codec import VideoWriter, frame_timing, probe, read_audio, read_frames
+from mmsd.media.codec import VideoWriter, frame_timing, probe, read_audio, read_frames
+from mmsd.media.sideinfo import SideInfo
+from mmsd.media.timing import FrameTiming
 from mmsd.models.bicubic import Bicubic
-from mmsd.sideinfo import SideInfo
-from mmsd.timing import FrameTiming
-from mmsd.weights import save_model
+from mmsd.models.weights import save_model
 
 FPS = Fraction(30000, 1001)
 SIZE = (160, 96)  # W x H
@@ -28,8 +28,8 @@ SIZE = (160, 96)  # W x H
 @pytest.fixture(autouse=True)
 def commands(monkeypatch):
     """encode/decode in the CLI's table (a no-op once mmsd/cli.py lists them)."""
-    monkeypatch.setitem(cli.COMMANDS, "encode", ("mmsd.encode", "encode"))
-    monkeypatch.setitem(cli.COMMANDS, "decode", ("mmsd.decode", "decode"))
+    monkeypatch.setitem(cli.COMMANDS, "encode", ("mmsd.sender.encode", "encode"))
+    monkeypatch.setitem(cli.COMMANDS, "decode", ("mmsd.commands.decode", "decode"))
 
 
 def moving_pattern(t: int, width: int, height: int) -> np.ndarray:
@@ -62,7 +62,7 @@ def encoded(source, tmp_path_factory) -> tuple[Path, str]:
     low = folder / "low.mp4"
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
-        patch.setitem(cli.COMMANDS, "encode", ("mmsd.encode", "encode"))
+        patch.setitem(cli.COMMANDS, "encode", ("mmsd.sender.encode", "encode"))
         args = ["encode", str(source), "-o", str(low), "--crf", "40", "--emotion-track", str(track), "-q"]
         assert cli.main(args) == 0
     return low, out.getvalue()
@@ -165,7 +165,7 @@ def test_encode_odd_size_and_no_audio(tmp_path):
 
 
 def test_encode_emotion_auto_needs_a_face(source, tmp_path, capsys):
-    from mmsd.emotion_classifier import EmotionClassifier, EmotionNet
+    from mmsd.sender.emotion_classifier import EmotionClassifier, EmotionNet
 
     model = tmp_path / "emotion.safetensors"
     EmotionClassifier(EmotionNet()).save(model)
@@ -293,16 +293,16 @@ def test_bad_output_paths(command, encoded, source, tmp_path, capsys):
 def test_interrupt_leaves_no_output(command, encoded, source, tmp_path, capsys, monkeypatch):
     calls = iter(range(1000))
     if command == "encode":
-        import mmsd.encode
+        import mmsd.sender.encode
 
-        real = mmsd.encode.resize
+        real = mmsd.sender.encode.resize
 
         def resize(*args):
             if next(calls) == 5:
                 raise KeyboardInterrupt
             return real(*args)
 
-        monkeypatch.setattr(mmsd.encode, "resize", resize)
+        monkeypatch.setattr(mmsd.sender.encode, "resize", resize)
         src = source
     else:
         real = Bicubic.forward

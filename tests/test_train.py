@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from mmsd import cli, weights
+from mmsd import cli
 from mmsd.errors import MmsdError
-from mmsd.models import build_model, load_config
-from mmsd.train import TrainConfig, Trainer, resume, start
+from mmsd.models import build_model, load_config, weights
+from mmsd.training.train import TrainConfig, Trainer, resume, start
 
 TINY = dataclasses.asdict(load_config(
     "small", channels=8, deform_groups=1, extract_blocks=0, trunk_blocks=1, recon_blocks=1,
@@ -32,7 +32,7 @@ def read_log(run, name="log.csv"):
 
 def _fixed_l1(trainer: Trainer) -> float:
     """L1 of the model on the same 16 training patches (epoch 0), in eval mode."""
-    from mmsd.data import collate
+    from mmsd.data.dataset import collate
 
     trainer.train_set.set_epoch(0)
     batch = collate([trainer.train_set[i % len(trainer.train_set)] for i in range(16)])
@@ -180,7 +180,7 @@ class _Items(list):
 
 
 def test_a_mix_draws_each_cache_by_its_share_and_repeats_by_position():
-    from mmsd.train import _MixedPositions
+    from mmsd.training.train import _MixedPositions
 
     mixed = _MixedPositions([_Items("main", 50), _Items("photos", 7), _Items("leaves", 3)], [0.6, 0.3, 0.1], seed=4)
     drawn = [mixed[p] for p in range(4000)]

@@ -8,8 +8,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from mmsd import audio
-from mmsd.data import VOICES_FILE, CacheDataset, ClipIndex
+from mmsd.data.dataset import VOICES_FILE, CacheDataset, ClipIndex
+from mmsd.media import audio
 
 
 def _speechlike(seconds: float = 1.5, rate: int = 16000, seed: int = 0) -> np.ndarray:
@@ -51,7 +51,7 @@ def test_running_cmvn_removes_loudness_and_channel_offsets_and_keeps_silence():
 
 
 def test_pitch_shift_moves_the_pitch_and_keeps_the_length():
-    from mmsd.voices import pitch_shift
+    from mmsd.data.voices import pitch_shift
 
     rate = 16000
     tone = (0.3 * np.sin(2 * np.pi * 200 * np.arange(rate) / rate)).astype(np.float32)
@@ -123,7 +123,7 @@ def test_dataset_reads_normalised_variant_or_swapped_audio(voiced_cache):
 
 
 def test_audio_mismatch_gives_some_items_another_clips_audio_and_is_repeatable(voiced_cache, monkeypatch):
-    from mmsd.data import ClipReader
+    from mmsd.data.dataset import ClipReader
 
     keys = [c.key for c in ClipIndex(voiced_cache).clips if c.has_audio][:3]
     # the fixture's clips share one soundtrack: give each clip an MFCC that says whose it is
@@ -151,7 +151,7 @@ def test_audio_mismatch_gives_some_items_another_clips_audio_and_is_repeatable(v
 def test_swapped_audio_pairs_the_same_sentence_of_the_next_actor():
     from types import SimpleNamespace
 
-    from mmsd.evaluate import swapped_audio
+    from mmsd.evaluation.evaluate import swapped_audio
 
     def clip(actor, emotion, statement):
         key = f"Actor_{actor:02d}/01-01-{emotion + 1:02d}-01-{statement:02d}-01-{actor:02d}"

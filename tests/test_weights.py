@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmsd import weights
 from mmsd.errors import MmsdError
+from mmsd.models import weights
 
 
 def test_model_file_round_trip_keeps_tensors_name_config_and_info(tmp_path):

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mmsd.audio import MFCC_NORMS
+from mmsd.media.audio import MFCC_NORMS
 from mmsd.models.bicubic import BicubicConfig
 from mmsd.models.dbpn import DBPNConfig
 from mmsd.models.edvr import EDVRConfig
@@ -42,7 +42,7 @@ class MMSDConfig:
     mfcc_per_frame: int = 4       # K MFCC vectors per video frame (ours)
     n_mfcc: int = 20              # M coefficients (ours)
     mfcc_norm: str = "none"       # "cmvn": running per-utterance mean/variance normalisation (ours,
-                                  # mmsd.audio; issue 13); "none" for files written before it existed
+                                  # mmsd.media.audio; issue 13); "none" for files written before it existed
     audio_hidden: int = 128       # BiLSTM hidden size per direction (ours)
     audio_layers: int = 3         # BiLSTM layers (paper: 3)
     audio_map_channels: int = 15  # channels of f_A; the FC is (channels x 9 x 15) (paper: 15x9x15)

@@ -1,0 +1,200 @@
+"""`mmsd encode`: the sender. Downsample, x264 at a CRF, carry the audio, attach side information.
+
+The whole frame is shrunk by the scale with antialiased bicubic filtering (the paper's
+degradation, `mmsd.data.degrade.resize`); a size not divisible by the scale is floored
+(161x97 at x4 -> 40x24). Audio is re-encoded as mono AAC at the source's sample rate
+(default 32 kbit/s, plenty for speech). The emotion state goes into the mp4 `comment`
+tag as `mmsd.media.sideinfo` JSON; with no ``--emotion`` the side information carries only
+the format version and scale, and the receiver assumes neutral. ``--emotion auto`` finds
+the states with the classifier of `mmsd train-emotion` (`mmsd.sender.emotion_classifier`) on the
+full-quality frames, in a first pass over the input, since the side information goes into
+the header before the first frame. Frames and audio are streamed, never all in memory;
+every frame keeps its input time, at a constant or a variable frame rate (`mmsd.media.timing`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mmsd import emotions
+from mmsd.data.degrade import resize
+from mmsd.errors import MmsdError
+from mmsd.media import sideinfo
+from mmsd.media.codec import VideoWriter, frame_timing, iter_audio, probe, read_frames, stream_bitrates
+from mmsd.media.fileio import check_output_path
+from mmsd.media.timing import FrameTiming
+from mmsd.models.weights import SHIPPED_DIR
+from mmsd.sender.emotion_classifier import EmotionClassifier, EmotionTrack
+
+EMOTION_MODEL = SHIPPED_DIR / "emotion.safetensors"  # the shipped classifier for --emotion auto
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="the high-quality video (any size, with or without audio)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the low bit-rate mp4 to write")
+    parser.add_argument("--crf", type=float, default=40, help="x264 constant rate factor 0..51 (default 40)")
+    parser.add_argument("--scale", type=int, default=4, help="downsampling factor (default 4)")
+    parser.add_argument("--preset", default="medium", help="x264 preset (default medium)")
+    parser.add_argument("--audio-kbps", type=float, default=32, help="AAC bit-rate in kbit/s (default 32)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--emotion", metavar="STATE",
+                       help=f"one emotion state for the whole clip: {', '.join(emotions.NAMES)}, or an id 0..14;"
+                            " or 'auto': the emotion classifier reads the speaker's face")
+    group.add_argument("--emotion-track", type=Path, metavar="CSV",
+                       help="per-segment states: 'frame,state' rows, each state holding from its 0-based frame on")
+    parser.add_argument("--emotion-model", type=Path, metavar="PATH",
+                        help="classifier weights for --emotion auto (default: the shipped one, `mmsd models`)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.scale < 1:
+        raise ValueError(f"--scale must be a positive integer, got {args.scale}")
+    if args.audio_kbps <= 0:
+        raise ValueError(f"--audio-kbps must be positive, got {args.audio_kbps}")
+    auto = args.emotion is not None and args.emotion.strip().lower() == "auto"
+    if args.emotion_model is not None and not auto:
+        raise MmsdError("--emotion-model is used only with --emotion auto")
+    if auto:
+        track = auto_emotion(args.input, args.output, model=args.emotion_model or EMOTION_MODEL,
+                             progress=not args.quiet)
+        print(f"emotion auto: {track.describe()}")
+        side = sideinfo.SideInfo(scale=args.scale, segments=track.segments)
+    elif args.emotion is not None:
+        side = sideinfo.SideInfo(scale=args.scale, segments=((0, emotions.parse(args.emotion).id),))
+    elif args.emotion_track is not None:
+        side = sideinfo.read_emotion_track(args.emotion_track, scale=args.scale)
+    else:
+        side = sideinfo.SideInfo(scale=args.scale)
+    report = encode_file(args.input, args.output, side=side, crf=args.crf, scale=args.scale,
+                         preset=args.preset, audio_kbps=args.audio_kbps, progress=not args.quiet)
+    print(f"wrote {args.output}: {report.width}x{report.height} (W x H, x{args.scale} down), {report.frames} "
+          f"frames at {report.timing.describe()}, CRF {args.crf:g}, emotion {_describe(report.side)}")
+    print(f"  video      {report.video_bps:12.0f} bit/s")
+    print(f"  audio      {report.audio_bps:12.0f} bit/s")
+    print(f"  side info  {report.side_bps:12.1f} bit/s ({report.side.bits // 8} bytes: {report.side.to_json()})")
+    return 0
+
+
+@dataclass(frozen=True)
+class EncodeReport:
+    """What the sender wrote: sizes W x H, frame count and times (``fps`` the exact rate, or the mean
+    rate of a variable-rate input), and bits per second of each part."""
+
+    width: int
+    height: int
+    frames: int
+    fps: Fraction
+    timing: FrameTiming
+    side: sideinfo.SideInfo
+    video_bps: float
+    audio_bps: float
+    side_bps: float
+
+
+def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, side: sideinfo.SideInfo, crf: float = 40,
+                scale: int = 4, preset: str = "medium", audio_kbps: float = 32,
+                progress: bool = True) -> EncodeReport:
+    """Downsample `src` by `scale`, encode x264 at `crf` with its audio as AAC and `side` in the
+    comment tag, writing `dst` atomically; frames and audio are streamed, every frame at its input time."""
+    src, dst = Path(src), Path(dst)
+    info = probe(src)
+    check_output_path(src, dst)
+    timing = frame_timing(src)
+    if info.num_frames:
+        side = side.truncated(info.num_frames)
+    width, height = max(1, info.width // scale), max(1, info.height // scale)
+
+    frames = read_frames(src)
+    audio = _AudioFeed(iter_audio(src, info.audio_rate)) if info.has_audio else None
+    count = 0
+    bar = tqdm(total=info.num_frames, unit="frame", desc=f"encoding {src.name}", disable=not progress,
+               dynamic_ncols=True, file=sys.stderr)
+    try:
+        with VideoWriter(dst, width=width, height=height, timing=timing, crf=crf, preset=preset,
+                         audio_rate=info.audio_rate if audio else None, audio_bitrate=round(audio_kbps * 1000),
+                         metadata={sideinfo.TAG: side.to_json()}) as writer:
+            for frame in frames:
+                writer.write(resize(frame, width, height))
+                count += 1
+                if audio is not None:  # interleave: audio up to the next frame's time
+                    writer.write_audio(audio.take(round(timing.seconds(count) * info.audio_rate)))
+                bar.update()
+            if audio is not None:
+                writer.write_audio(audio.take(None))
+    except BaseException:
+        bar.leave = False  # the error line alone stays on the terminal
+        raise
+    finally:
+        bar.close()
+
+    bits = stream_bitrates(dst)
+    return EncodeReport(width=width, height=height, frames=count, fps=timing.fps, timing=timing, side=side,
+                        video_bps=bits.video_bits / bits.duration, audio_bps=bits.audio_bits / bits.duration,
+                        side_bps=side.bits / bits.duration)
+
+
+def auto_emotion(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | os.PathLike = EMOTION_MODEL,
+                 progress: bool = True) -> EmotionTrack:
+    """The emotion segments of `src` by the classifier in `model`, streaming over its frames once.
+
+    `dst` is the output the caller will write: it is checked first, so a bad path fails fast."""
+    src, model = Path(src), Path(model)
+    if not model.is_file():
+        raise MmsdError(f"--emotion auto needs the emotion classifier {model}, which does not exist;"
+                        " train one with `mmsd train-emotion` or give --emotion STATE")
+    classifier = EmotionClassifier.load(model)
+    info = probe(src)
+    check_output_path(src, dst)
+    bar = tqdm(read_frames(src), total=info.num_frames, unit="frame", desc=f"emotion {src.name}",
+               disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    try:
+        return classifier.track(bar, fps=info.fps)
+    except BaseException:
+        bar.leave = False  # the error line alone stays on the terminal
+        raise
+    finally:
+        bar.close()
+
+
+def _describe(side: sideinfo.SideInfo) -> str:
+    if not side.has_emotion:
+        return "none (the receiver assumes neutral)"
+    names = [emotions.STATES[state].name for _, state in side.segments]
+    if len(names) == 1:
+        return names[0]
+    return f"{len(names)} segments ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})"
+
+
+class _AudioFeed:
+    """Hands out an audio chunk stream up to a running sample count."""
+
+    def __init__(self, chunks: Iterator[np.ndarray]) -> None:
+        self._chunks = chunks
+        self._rest = np.zeros(0, np.float32)
+        self._given = 0
+
+    def take(self, until: int | None) -> np.ndarray:
+        """Samples from where the last call stopped up to sample ``until`` (None: to the end)."""
+        pieces = [self._rest]
+        have = self._given + self._rest.size
+        while until is None or have < until:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            pieces.append(chunk)
+            have += chunk.size
+        samples = np.concatenate(pieces)
+        count = samples.size if until is None else max(0, min(samples.size, until - self._given))
+        self._rest = samples[count:]
+        self._given += count
+        return samples[:count]

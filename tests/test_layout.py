@@ -1,0 +1,91 @@
+"""The layout is the architecture: folders are layers, and a layer imports only the layers below it.
+
+    commands (and cli) > training > evaluation > restore, sender > models, data > media > emotions, errors
+
+Siblings on one rank (models and data; restore and sender) do not import each other. The rule is read from
+the source with `ast`, imports inside functions included, so a lazy import cannot hide an upward arrow.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import mmsd
+
+PACKAGE = Path(mmsd.__file__).parent
+
+# top-level name (package or module of mmsd/) -> rank; a module may import its own package and lower ranks
+RANKS = {
+    "emotions": 0, "errors": 0,
+    "media": 1,
+    "models": 2, "data": 2,
+    "restore": 3, "sender": 3,
+    "evaluation": 4,
+    "training": 5,
+    "commands": 6, "cli": 6, "web": 6, "__init__": 6,
+}
+MAX_TOP_MODULES = 8
+MAX_LINES = 600
+# split along their seams in the commits that follow the move
+SPLIT_PENDING = {"data/prepare.py", "data/synth/face.py", "evaluation/bench.py", "evaluation/evaluate.py",
+                 "restore/restorer.py", "training/train.py"}
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _layer(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]
+
+
+def _mmsd_imports(path: Path) -> set[str]:
+    """The top-level names of mmsd that `path` imports (`from mmsd import x` counts as x)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+            if node.module == "mmsd":
+                modules = [f"mmsd.{alias.name}" for alias in node.names]
+        else:
+            continue
+        names |= {m.split(".")[1] for m in modules if m.startswith("mmsd.")}
+        if "mmsd" in modules:  # `import mmsd`: only the package's own docstring and version
+            names.add("__init__")
+    return names
+
+
+def test_every_layer_has_a_rank():
+    layers = {_layer(p) for p in _modules()}
+    assert not layers - RANKS.keys(), f"give these a rank in RANKS: {sorted(layers - RANKS.keys())}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_imports_a_layer_above_its_own(path):
+    layer = _layer(path)
+    rank = RANKS[layer]
+    upward = {name for name in _mmsd_imports(path) - {layer, "__init__"}
+              if name in RANKS and RANKS[name] >= rank}
+    assert not upward, (f"{path.relative_to(PACKAGE)} (layer {layer}, rank {rank}) imports "
+                        + ", ".join(f"{n} (rank {RANKS[n]})" for n in sorted(upward)))
+
+
+def test_few_modules_at_the_top():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_MODULES, f"{len(top)} modules directly in mmsd/: {top}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_over_600_lines_unless_it_says_why(path):
+    text = path.read_text()
+    lines = text.count("\n")
+    if lines > MAX_LINES and str(path.relative_to(PACKAGE)) not in SPLIT_PENDING:
+        head = "\n".join(text.splitlines()[:15]).lower()
+        assert "lines" in head and "because" in head, (
+            f"{path.relative_to(PACKAGE)}: {lines} lines; split it along a seam or say why in its first lines")
