@@ -92,7 +92,7 @@ def decode_table(decodes: list[tuple[str, Path]]) -> list[str]:
 def quality_table(cpu: str, folders: dict[str, Path]) -> list[str]:
     if not all((folder / "per_frame.csv").is_file() for folder in folders.values()):
         return []
-    from mmsd.evaluation.evaluate import group_means, read_rows
+    from mmsd.evaluation.tables import group_means, read_rows
 
     fp32, bf16 = ({key: means["face_psnr"] for key, means in
                    group_means(read_rows(folders[p] / "per_frame.csv"), ("model", "crf")).items()}

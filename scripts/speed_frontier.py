@@ -84,7 +84,7 @@ def read_psnr(paths: str) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = {}
     for path in paths.split(","):
         if path.endswith(".csv"):
-            from mmsd.evaluation.evaluate import group_means, read_rows
+            from mmsd.evaluation.tables import group_means, read_rows
 
             for (model, crf), means in group_means(read_rows(ROOT / path), ("model", "crf")).items():
                 out.setdefault(model, {})[int(crf)] = means["face_psnr"]

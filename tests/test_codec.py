@@ -6,6 +6,7 @@ import av
 import numpy as np
 import pytest
 
+from mmsd.errors import MmsdError
 from mmsd.media.codec import (
     CodecError,
     VideoWriter,
@@ -16,7 +17,6 @@ from mmsd.media.codec import (
     read_frames,
     stream_bitrates,
 )
-from mmsd.errors import MmsdError
 from mmsd.media.timing import FrameTiming
 
 NTSC = Fraction(30000, 1001)

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from mmsd import cli, emotions
+from mmsd.commands import encode as encode_command
+from mmsd.errors import MmsdError
 from mmsd.media import sideinfo
 from mmsd.media.codec import VideoWriter
-from mmsd.sender import encode
-from mmsd.sender.emotion_classifier import (EmotionClassifier, EmotionNet, EmotionNetConfig, TrackConfig, face_crop,
-                                     find_face, segment_track)
-from mmsd.errors import MmsdError
 from mmsd.models.bicubic import Bicubic, BicubicConfig
 from mmsd.models.weights import save_model
+from mmsd.sender.emotion_classifier import (EmotionClassifier, EmotionNet, EmotionNetConfig, TrackConfig,
+                                            face_crop, find_face, segment_track)
 
 CFG = EmotionNetConfig()
 HAPPY = emotions.parse("happy-strong").id
@@ -125,12 +125,12 @@ def test_segment_track_rejects_bad_input():
 
 def face_frames(count: int, width: int = 320, height: int = 192) -> list[np.ndarray]:
     """Frames of the synthetic renderer's face (neutral, small sway): Haar finds it."""
-    from mmsd.data.synth import face
+    from mmsd.data.synth import face, shape
 
-    look = face.make_identity(24, np.random.default_rng(0))
+    look = shape.make_identity(24, np.random.default_rng(0))
     renderer = face.FaceRenderer(look, width=width, height=height, rng=np.random.default_rng(1))
     aus = np.zeros(17, np.float32)
-    return [renderer.render(look.shape, aus, face.Pose(dx=0.02 * np.sin(t / 3)))[0] for t in range(count)]
+    return [renderer.render(look.shape, aus, shape.Pose(dx=0.02 * np.sin(t / 3)))[0] for t in range(count)]
 
 
 def constant_classifier(state: int) -> EmotionClassifier:
@@ -233,7 +233,7 @@ def test_encode_emotion_auto_writes_the_track(talking_head, happy_model, tmp_pat
 
 def test_encode_emotion_auto_without_weights(talking_head, tmp_path, capsys, monkeypatch):
     low = tmp_path / "low.mp4"
-    monkeypatch.setattr(encode, "EMOTION_MODEL", tmp_path / "weights" / "emotion.safetensors")
+    monkeypatch.setattr(encode_command, "EMOTION_MODEL", tmp_path / "weights" / "emotion.safetensors")
     assert cli.main(["encode", str(talking_head), "-o", str(low), "--emotion", "auto", "-q"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--emotion auto needs the emotion classifier" in err

@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
+from mmsd.commands import eval as eval_command
 from mmsd.errors import MmsdError
-from mmsd.evaluation import evaluate as ev, figures
+from mmsd.evaluation import figures, protocol, sweeps, tables
 
 
 def score(model="a", crf=15, clip="Actor_19/01-01-03-02-01-01-19", emotion=5, frame=0, kbps=100.0, psnr=30.0,
-          ssim=0.8, mouth=25.0) -> ev.FrameScore:
-    return ev.FrameScore(model=model, crf=crf, clip=clip, actor=int(clip[6:8]), emotion=emotion, statement=1,
+          ssim=0.8, mouth=25.0) -> protocol.FrameScore:
+    return protocol.FrameScore(model=model, crf=crf, clip=clip, actor=int(clip[6:8]), emotion=emotion, statement=1,
                          frame=frame, kbps=kbps, face_psnr=psnr, face_ssim=ssim, face_psnr_y=psnr + 1,
                          frame_psnr=psnr - 1, mouth_psnr=mouth)
 
@@ -26,7 +27,7 @@ CLIP_B = "Actor_20/01-01-05-01-02-01-20"
 
 
 @pytest.fixture
-def rows() -> list[ev.FrameScore]:
+def rows() -> list[protocol.FrameScore]:
     """Two models, two CRFs, two clips (emotions 5 and 8), two frames of clip A and one of clip B."""
     out = []
     for model, offset in (("edvr", 0.0), ("mmsd", 1.0)):
@@ -43,20 +44,20 @@ def rows() -> list[ev.FrameScore]:
 
 
 def test_table1_means_are_over_frames_and_kbps_over_clips(rows):
-    table = ev.table1(rows)
+    table = tables.table1(rows)
     assert table.columns == ["CRF 15 (300.0 kbps) PSNR", "CRF 15 SSIM", "CRF 40 (30.0 kbps) PSNR", "CRF 40 SSIM"]
     values = dict(table.rows)
     # edvr CRF 15: frames 30, 32, 34 -> 32; SSIM 0.8, 0.9, 0.7 -> 0.8; mmsd: 31, 33, 34.5
     assert values["edvr"] == pytest.approx([32.0, 0.8, 24.0, 0.8])
     assert values["mmsd"] == pytest.approx([(31 + 33 + 34.5) / 3, 0.8, (23 + 25 + 26.5) / 3, 0.8])
     assert list(values) == ["edvr", "mmsd"]
-    assert [r[0] for r in ev.table1(rows, ["mmsd", "edvr"]).rows] == ["mmsd", "edvr"]
+    assert [r[0] for r in tables.table1(rows, ["mmsd", "edvr"]).rows] == ["mmsd", "edvr"]
     with pytest.raises(MmsdError, match="no results for model.*dbpn"):
-        ev.table1(rows, ["dbpn"])
+        tables.table1(rows, ["dbpn"])
 
 
 def test_table1_markdown_and_json(rows):
-    text = ev.table1(rows, protocol="Protocol: test.").markdown()
+    text = tables.table1(rows, protocol="Protocol: test.").markdown()
     lines = text.splitlines()
     assert lines[0] == "**Table 1: face-region PSNR (dB) / SSIM**"
     assert lines[2] == "| Method | CRF 15 (300.0 kbps) PSNR | CRF 15 SSIM | CRF 40 (30.0 kbps) PSNR | CRF 40 SSIM |"
@@ -65,26 +66,26 @@ def test_table1_markdown_and_json(rows):
     assert lines[4] == "| edvr | 32.00 | **0.8000** | 24.00 | **0.8000** |"
     assert lines[5] == "| mmsd | **32.83** | **0.8000** | **24.83** | **0.8000** |"
     assert "each frame weighing the same" in text and lines[-1] == "Protocol: test."
-    data = ev.table1(rows).to_json()
+    data = tables.table1(rows).to_json()
     assert data["rows"][0] == {"name": "edvr", "values": {
         "CRF 15 (300.0 kbps) PSNR": 32.0, "CRF 15 SSIM": pytest.approx(0.8), "CRF 40 (30.0 kbps) PSNR": 24.0,
         "CRF 40 SSIM": pytest.approx(0.8)}}
 
 
 def test_missing_values_print_as_na():
-    table = ev.Table("T", ["x", "y"], [("m", [1.0, None]), ("n", [float("nan"), 2.5])], [1, 2])
+    table = tables.Table("T", ["x", "y"], [("m", [1.0, None]), ("n", [float("nan"), 2.5])], [1, 2])
     assert table.markdown().splitlines()[4:6] == ["| m | 1.0 | n/a |", "| n | n/a | 2.50 |"]
     assert table.to_json()["rows"][1]["values"] == {"x": None, "y": 2.5}
 
 
 def test_ablation_adds_mouth_psnr(rows):
-    table = ev.ablation_table(rows)
+    table = tables.ablation_table(rows)
     assert table.columns[:3] == ["CRF 15 face PSNR", "CRF 15 face SSIM", "CRF 15 mouth PSNR"]
     assert dict(table.rows)["mmsd"][2] == pytest.approx((27 + 29 + 20) / 3)
 
 
 def test_emotion_gain_pairs_frames_and_sorts_by_gain(rows):
-    table = ev.emotion_gain(rows, "mmsd", "edvr")
+    table = tables.emotion_gain(rows, "mmsd", "edvr")
     assert table.row_header == "Emotion state"
     assert table.columns == ["CRF 15 gain", "CRF 40 gain", "mean gain", "clips"]
     names = [name for name, _ in table.rows]
@@ -94,40 +95,40 @@ def test_emotion_gain_pairs_frames_and_sorts_by_gain(rows):
     assert values["angry-strong"] == pytest.approx([0.5, 0.5, 0.5, 1.0])
     assert values["all states"] == pytest.approx([2.5 / 3, 2.5 / 3, 2.5 / 3, 2.0])
     with pytest.raises(MmsdError, match="share no evaluated frame"):
-        ev.emotion_gain([r for r in rows if r.model == "mmsd"] + [score("edvr", frame=99)], "mmsd", "edvr")
+        tables.emotion_gain([r for r in rows if r.model == "mmsd"] + [score("edvr", frame=99)], "mmsd", "edvr")
 
 
 def test_per_frame_csv_round_trip(rows, tmp_path):
-    ev.write_rows(tmp_path / "f.csv", rows)
-    assert ev.read_rows(tmp_path / "f.csv") == rows
+    tables.write_rows(tmp_path / "f.csv", rows)
+    assert tables.read_rows(tmp_path / "f.csv") == rows
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_frame_subset():
     hr_frames = list(range(0, 76, 2))  # 38 frames with HR
-    assert ev.FrameSubset().frames(hr_frames) == [38]
-    assert ev.FrameSubset(3).frames(hr_frames) == [12, 38, 62]
-    assert ev.FrameSubset(None, step=10).frames(hr_frames) == [0, 20, 40, 60]
-    assert ev.FrameSubset(5).frames([0, 2]) == [0, 2]
-    assert "every 4th frame" in ev.FrameSubset(None, step=2).describe(hr_step=2)
+    assert protocol.FrameSubset().frames(hr_frames) == [38]
+    assert protocol.FrameSubset(3).frames(hr_frames) == [12, 38, 62]
+    assert protocol.FrameSubset(None, step=10).frames(hr_frames) == [0, 20, 40, 60]
+    assert protocol.FrameSubset(5).frames([0, 2]) == [0, 2]
+    assert "every 4th frame" in protocol.FrameSubset(None, step=2).describe(hr_step=2)
     with pytest.raises(ValueError, match=">= 1"):
-        ev.FrameSubset(0)
+        protocol.FrameSubset(0)
 
 
 def test_frame_metrics_on_known_images():
     target = np.full((72, 120, 3), 100, np.uint8)
     restored = target.copy()
     restored[40:50, 50:60] += 10  # differs only inside the mouth box
-    scores = ev.frame_metrics(restored, target, face_box=(0, 0, 40, 30), mouth_box=(50, 40, 60, 50))
-    assert scores["face_psnr"] == ev.PSNR_CAP and scores["face_ssim"] == pytest.approx(1.0)
+    scores = protocol.frame_metrics(restored, target, face_box=(0, 0, 40, 30), mouth_box=(50, 40, 60, 50))
+    assert scores["face_psnr"] == protocol.PSNR_CAP and scores["face_ssim"] == pytest.approx(1.0)
     assert scores["mouth_psnr"] == pytest.approx(20 * np.log10(255 / 10))
     assert scores["frame_psnr"] == pytest.approx(10 * np.log10(255**2 / (100 * 100 / (72 * 120))))
 
 
 def test_split_key():
-    assert ev.split_key("Actor_05/01-01-03-02-01-01-05#crf32@t17") == ("Actor_05/01-01-03-02-01-01-05", 32, 17)
+    assert protocol.split_key("Actor_05/01-01-03-02-01-01-05#crf32@t17") == ("Actor_05/01-01-03-02-01-01-05", 32, 17)
     with pytest.raises(ValueError, match="sample key"):
-        ev.split_key("Actor_05/01-01-03-02-01-01-05")
+        protocol.split_key("Actor_05/01-01-03-02-01-01-05")
 
 
 # --------------------------------------------------------------------------- models
@@ -146,14 +147,14 @@ def tiny_dbpn(path: Path) -> Path:
 def test_load_model_by_name_path_and_label(tmp_path):
     (tmp_path / "run1").mkdir()
     path = tiny_dbpn(tmp_path / "run1" / "model.safetensors")
-    models = ev.load_models(["bicubic", str(path), f"small={path}"])
+    models = protocol.load_models(["bicubic", str(path), f"small={path}"])
     assert [m.label for m in models] == ["bicubic", "run1", "small"]
     assert models[1].arch == "dbpn" and models[1].source == str(path) and not models[1].uses_emotion
     assert models[0].window == models[1].window
     with pytest.raises(MmsdError, match="neither 'bicubic', a shipped model"):
-        ev.load_model("no-such-model")
+        protocol.load_model("no-such-model")
     with pytest.raises(MmsdError, match="two models are named bicubic"):
-        ev.load_models(["bicubic", "bicubic"])
+        protocol.load_models(["bicubic", "bicubic"])
 
 
 def test_load_model_refuses_weights_that_do_not_fit(tmp_path):
@@ -165,7 +166,7 @@ def test_load_model_refuses_weights_that_do_not_fit(tmp_path):
     name, config, tensors, _ = read_model(path)
     save_model(tmp_path / "bad.safetensors", name=name, config=config | {"stages": 3}, state=tensors)
     with pytest.raises(MmsdError, match="cannot build model 'dbpn'"):
-        ev.load_model(str(tmp_path / "bad.safetensors"))
+        protocol.load_model(str(tmp_path / "bad.safetensors"))
 
 
 def test_rd_curves_add_side_info_for_emotion_models(rows):
@@ -177,12 +178,12 @@ def test_rd_curves_add_side_info_for_emotion_models(rows):
     clips = {CLIP_A: SimpleNamespace(num_frames=75, fps=Fraction(30), emotion=5),
              CLIP_B: SimpleNamespace(num_frames=75, fps=Fraction(30), emotion=8)}
     models = [SimpleNamespace(label="edvr", uses_emotion=False), SimpleNamespace(label="mmsd", uses_emotion=True)]
-    curves = ev.rd_curves(rows, models, clips)
+    curves = sweeps.rd_curves(rows, models, clips)
     side = np.mean([SideInfo.from_states([e]).bits for e in (5, 8)]) / 2.5 / 1000
     assert curves["edvr"].kbps == pytest.approx((300.0, 30.0))
     assert curves["mmsd"].kbps == pytest.approx((300.0 + side, 30.0 + side))
     assert curves["mmsd"].psnr == pytest.approx(((31 + 33 + 34.5) / 3, (23 + 25 + 26.5) / 3))
-    table = ev.bd_table(curves, "edvr")
+    table = tables.bd_table(curves, "edvr")
     assert [name for name, _ in table.rows] == ["mmsd vs edvr"]
 
 
@@ -236,8 +237,8 @@ def test_write_png_is_atomic(tmp_path, monkeypatch):
 
 def run_eval(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
-    ev.add_arguments(parser)
-    return ev.run(parser.parse_args(argv))
+    eval_command.add_arguments(parser)
+    return eval_command.run(parser.parse_args(argv))
 
 
 def test_eval_cli_on_a_tiny_cache(prepared_cache, tmp_path):
@@ -250,7 +251,7 @@ def test_eval_cli_on_a_tiny_cache(prepared_cache, tmp_path):
                  "emotion_gain_dbpn-tiny_vs_bicubic.md", "bdrate.json", "rate_sweep.csv", "fig6_one_actor.png",
                  "fig7_actors.png", "rate_quality.png"):
         assert (out / name).is_file(), name
-    rows = ev.read_rows(out / "per_frame.csv")
+    rows = tables.read_rows(out / "per_frame.csv")
     # the fixture's test actor 19 has 2 usable clips of 12 frames (HR every 2nd): 2 frames each, CRF 15 and 40
     assert {r.actor for r in rows} == {19} and len(rows) == 2 * 2 * 2 * 2
     assert sorted({r.frame for r in rows}) == [2, 8]
@@ -262,7 +263,7 @@ def test_eval_cli_on_a_tiny_cache(prepared_cache, tmp_path):
     assert summary["frames_per_model"] == 8 and "2 frames per clip" in summary["protocol"]
     # the sweep re-cuts every HR frame from the source video (the cache keeps every 2nd): at CRF 40 it must
     # reproduce the cache's own CRF-40 stream exactly
-    sweep = [r for r in ev.read_rows(out / "rate_sweep.csv") if r.model == "bicubic" and r.crf == 40]
+    sweep = [r for r in tables.read_rows(out / "rate_sweep.csv") if r.model == "bicubic" and r.crf == 40]
     cached = {(r.clip, r.frame): r for r in rows if r.model == "bicubic" and r.crf == 40}
     for r in sweep:
         assert r.face_psnr == pytest.approx(cached[(r.clip, r.frame)].face_psnr)
@@ -278,7 +279,7 @@ def test_eval_cli_scores_only_the_named_clips(prepared_cache, tmp_path):
     out = tmp_path / "eval"
     assert run_eval(["--data", str(prepared_cache), "--models", "bicubic", "--out", str(out), "--actors", "19",
                      "--clips", key, "--frames-per-clip", "2", "--bd-rate", "--no-progress"]) == 0
-    rows = ev.read_rows(out / "per_frame.csv")
+    rows = tables.read_rows(out / "per_frame.csv")
     assert {r.clip for r in rows} == {key} and len(rows) == 2 * 2  # 2 frames x CRF 15, 40 of that clip only
     assert not (out / "fig6_one_actor.png").exists() and not (out / "bdrate.json").exists()  # other clips' work
 

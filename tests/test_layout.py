@@ -29,9 +29,6 @@ RANKS = {
 }
 MAX_TOP_MODULES = 8
 MAX_LINES = 600
-# split along their seams in the commits that follow the move
-SPLIT_PENDING = {"data/prepare.py", "data/synth/face.py", "evaluation/bench.py", "evaluation/evaluate.py",
-                 "restore/restorer.py", "training/train.py"}
 
 
 def _modules() -> list[Path]:
@@ -85,7 +82,7 @@ def test_few_modules_at_the_top():
 def test_no_module_over_600_lines_unless_it_says_why(path):
     text = path.read_text()
     lines = text.count("\n")
-    if lines > MAX_LINES and str(path.relative_to(PACKAGE)) not in SPLIT_PENDING:
+    if lines > MAX_LINES:
         head = "\n".join(text.splitlines()[:15]).lower()
         assert "lines" in head and "because" in head, (
             f"{path.relative_to(PACKAGE)}: {lines} lines; split it along a seam or say why in its first lines")

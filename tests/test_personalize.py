@@ -43,7 +43,7 @@ def _statement(speaker: Path, n: int) -> Path:
 
 def test_personal_model_gains_on_a_sentence_it_never_saw(speaker, general, tmp_path, one_thread):
     from mmsd.data.prepare import prepare_corpus
-    from mmsd.evaluation.evaluate import group_means
+    from mmsd.evaluation.tables import group_means
     from mmsd.restore.restorer import Restorer
     from mmsd.training.finetune import compare
     from mmsd.training.personalize import personalize

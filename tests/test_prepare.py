@@ -10,13 +10,14 @@ from conftest import CORRUPT_CLIP, GOOD_CLIPS, MALFORMED, NUM_FRAMES, SHORT_CLIP
 from PIL import Image
 
 from mmsd.cli import main as cli_main
+from mmsd.data.cache import decode_image, encode_image
 from mmsd.data.dataset import ClipIndex
-from mmsd.media import codec
 from mmsd.data.degrade import (DegradeConfig, FaceCrop, crop_resize, downsample, face_crop_box, face_mouth_boxes,
-                          unmagnified)
+                               unmagnified)
 from mmsd.data.openface import OpenFaceTrack
-from mmsd.data.prepare import decode_image, encode_image, prepare_corpus
+from mmsd.data.prepare import prepare_corpus
 from mmsd.errors import MmsdError
+from mmsd.media import codec
 
 CSV_CLIP, NO_AUDIO_CLIP, ODD_CLIP, PLAIN_CLIP = GOOD_CLIPS
 
@@ -120,11 +121,11 @@ def test_a_face_bigger_than_the_frame_gets_the_largest_box_that_fits():
 
 @pytest.mark.parametrize("pillow", [True, False], ids=["pillow-webp", "opencv"])
 def test_frames_are_stored_losslessly(pillow, monkeypatch):
-    import mmsd.data.prepare as prepare
+    import mmsd.data.cache as cache
 
     if not pillow:
-        monkeypatch.setattr(prepare, "_pillow_webp", lambda: None)
-    elif prepare._pillow_webp() is None:
+        monkeypatch.setattr(cache, "_pillow_webp", lambda: None)
+    elif cache._pillow_webp() is None:
         pytest.skip("Pillow with WebP is not installed")
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 256, (72, 120, 3), dtype=np.uint8)

@@ -14,13 +14,13 @@ import mmsd.models
 from mmsd import emotions
 from mmsd.errors import MmsdError
 from mmsd.media.audio import MfccConfig, iter_mfcc, mfcc_for_frame_range, mfcc_for_frames, normalise
-from mmsd.media.codec import CodecError, VideoWriter, probe, read_audio, read_frames
+from mmsd.media.codec import CodecError, VideoWriter, iter_audio, probe, read_audio, read_frames
 from mmsd.media.sideinfo import SideInfo
 from mmsd.media.timing import FrameTiming
 from mmsd.models import build_model, load_config
 from mmsd.models.output import RestorationOutput
 from mmsd.models.weights import save_model
-from mmsd.restore.restorer import Restorer, iter_audio
+from mmsd.restore.restorer import Restorer
 
 FULL = {"radius": 2, "causal": False, "audio": True, "emotion": True, "mfcc_per_frame": 4, "n_mfcc": 20}
 
@@ -326,9 +326,9 @@ def test_an_encoding_failure_behind_the_network_still_leaves_nothing(tmp_path, m
 
 
 def test_read_ahead_keeps_order_raises_in_place_and_stops_when_closed():
-    from mmsd.restore.restorer import _read_ahead
+    from mmsd.restore.threads import read_ahead
 
-    assert list(_read_ahead(iter(range(50)), depth=3)) == list(range(50))
+    assert list(read_ahead(iter(range(50)), depth=3)) == list(range(50))
 
     def failing():
         yield from range(4)
@@ -336,7 +336,7 @@ def test_read_ahead_keeps_order_raises_in_place_and_stops_when_closed():
 
     seen = []
     with pytest.raises(ValueError, match="bad packet"):
-        for item in _read_ahead(failing(), depth=2):
+        for item in read_ahead(failing(), depth=2):
             seen.append(item)
     assert seen == [0, 1, 2, 3]
 
@@ -347,7 +347,7 @@ def test_read_ahead_keeps_order_raises_in_place_and_stops_when_closed():
             produced.append(i)
             yield i
 
-    reader = _read_ahead(endless(), depth=2)
+    reader = read_ahead(endless(), depth=2)
     assert [next(reader) for _ in range(3)] == [0, 1, 2]
     reader.close()  # joins the producer thread
     count = len(produced)
@@ -408,7 +408,7 @@ def test_real_mmsd_network_from_a_model_file(tmp_path):
 
 def test_a_shipped_name_loads_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
     """A folder `mmsd/` in the working directory (a checkout's package) does not hide the name."""
-    import mmsd.restore.restorer
+    import mmsd.restore.loading
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
@@ -421,7 +421,7 @@ def test_a_shipped_name_loads_even_beside_a_folder_of_that_name(tmp_path, monkey
     restorer = Restorer("mmsd")
     assert (restorer.radius, restorer.causal) == (1, True)
     assert (restorer.label, restorer.name) == ("mmsd", "bicubic")  # reports say the name given, not the architecture
-    assert mmsd.restore.restorer.shipped_models() == ["bicubic", "mmsd"]
+    assert mmsd.restore.loading.shipped_models() == ["bicubic", "mmsd"]
 
 
 def test_the_audio_encoder_runs_on_one_thread_and_the_rest_keeps_all():

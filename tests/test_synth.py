@@ -12,7 +12,7 @@ from mmsd import emotions
 from mmsd.cli import main as cli_main
 from mmsd.data.openface import AU_INTENSITY, read_csv
 from mmsd.data.ravdess import ClipName
-from mmsd.data.synth import acceptance, expression, face, generate, speech, visemes
+from mmsd.data.synth import acceptance, expression, generate, shape, speech, visemes
 from mmsd.media.codec import probe, read_audio, read_frames
 
 AU = {name: i for i, name in enumerate(AU_INTENSITY)}
@@ -107,16 +107,16 @@ def test_au_prototypes_follow_emfacs():
                                                ("AU15", 1, -1), ("AU26", 2, 1), ("AU25", 2, 1)])
 def test_deform_moves_landmarks_the_facs_way(au, measure, sign):
     aus = np.zeros(17, np.float32)
-    rest = acceptance.measures(face.deform(face.TEMPLATE, aus)[None])[0]
+    rest = acceptance.measures(shape.deform(shape.TEMPLATE, aus)[None])[0]
     aus[AU[au]] = 4.0
-    moved = acceptance.measures(face.deform(face.TEMPLATE, aus)[None])[0]
+    moved = acceptance.measures(shape.deform(shape.TEMPLATE, aus)[None])[0]
     assert sign * (moved[measure] - rest[measure]) > 0.02
 
 
 def test_blink_closes_the_eyes():
     aus = np.zeros(17, np.float32)
     aus[AU["AU45"]] = 5.0
-    lm = face.deform(face.TEMPLATE, aus)
+    lm = shape.deform(shape.TEMPLATE, aus)
     gap = lm[[41, 40, 47, 46], 1] - lm[[37, 38, 43, 44], 1]
     assert np.all(np.abs(gap) < 0.01)
 

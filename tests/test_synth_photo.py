@@ -10,7 +10,7 @@ import pytest
 
 from mmsd.cli import main as cli_main
 from mmsd.data import stills
-from mmsd.data.synth import face, generate, photo
+from mmsd.data.synth import draw, face, generate, photo, shape
 from mmsd.data.synth.expression import AU_INDEX
 
 SPEAKING_SMILE = {"AU06": 2.0, "AU12": 4.0, "AU25": 3.0, "AU26": 3.0}
@@ -23,19 +23,19 @@ def _aus(values: dict[str, float]) -> np.ndarray:
     return aus
 
 
-def _frame(cls: type[face.FaceRenderer], width: int, height: int, actor: int = 1, pose: face.Pose = face.Pose(),
+def _frame(cls: type[face.FaceRenderer], width: int, height: int, actor: int = 1, pose: shape.Pose = shape.Pose(),
            grain_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    look = face.make_identity(actor, np.random.default_rng(actor))
+    look = shape.make_identity(actor, np.random.default_rng(actor))
     aus = _aus(SPEAKING_SMILE)
     renderer = cls(look, width=width, height=height, rng=np.random.default_rng([actor, 1]))
-    return renderer.render(face.deform(look.shape, aus), aus, pose, grain_index=grain_index)
+    return renderer.render(shape.deform(look.shape, aus), aus, pose, grain_index=grain_index)
 
 
 def test_cartoon_default_is_unchanged():
     """The default style draws the original corpus bit for bit (frames hashed before the photo style existed;
     a new OpenCV or NumPy may change float rounding: then check a cartoon corpus is unchanged and update)."""
     assert generate.SynthConfig(out=".").style == "cartoon"
-    img, pts = _frame(face.FaceRenderer, 160, 96, pose=face.Pose(roll=2.0, gain=1.02, tilt=0.03), grain_index=1)
+    img, pts = _frame(face.FaceRenderer, 160, 96, pose=shape.Pose(roll=2.0, gain=1.02, tilt=0.03), grain_index=1)
     assert hashlib.sha256(img.tobytes()).hexdigest()[:16] == "0cd0a9f2adf3a9d8"
     assert hashlib.sha256(pts.tobytes()).hexdigest()[:16] == "066cd7e3f249af73"
 
@@ -56,7 +56,7 @@ def _ink(img: np.ndarray, pts: np.ndarray) -> dict[str, float]:
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     hat = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, np.ones((3, 3), np.uint8))
     hat = cv2.dilate(hat, np.ones((3, 3), np.uint8)).astype(np.float32)  # the line may lie beside the contour
-    lids = np.round(np.vstack([face._catmull(pts[36:42], True, 8), face._catmull(pts[42:48], True, 8)])).astype(int)
+    lids = np.round(np.vstack([draw.catmull(pts[36:42], True, 8), draw.catmull(pts[42:48], True, 8)])).astype(int)
     (x0, y0), (x1, y1) = np.floor(pts[48:68].min(0) - 5).astype(int), np.ceil(pts[48:68].max(0) + 5).astype(int)
     return {"lids": float(hat[lids[:, 1], lids[:, 0]].mean()), "mouth": float(hat[y0:y1, x0:x1].max())}
 

@@ -28,7 +28,7 @@ SIZE = (160, 96)  # W x H
 @pytest.fixture(autouse=True)
 def commands(monkeypatch):
     """encode/decode in the CLI's table (a no-op once mmsd/cli.py lists them)."""
-    monkeypatch.setitem(cli.COMMANDS, "encode", ("mmsd.sender.encode", "encode"))
+    monkeypatch.setitem(cli.COMMANDS, "encode", ("mmsd.commands.encode", "encode"))
     monkeypatch.setitem(cli.COMMANDS, "decode", ("mmsd.commands.decode", "decode"))
 
 
@@ -62,7 +62,7 @@ def encoded(source, tmp_path_factory) -> tuple[Path, str]:
     low = folder / "low.mp4"
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
-        patch.setitem(cli.COMMANDS, "encode", ("mmsd.sender.encode", "encode"))
+        patch.setitem(cli.COMMANDS, "encode", ("mmsd.commands.encode", "encode"))
         args = ["encode", str(source), "-o", str(low), "--crf", "40", "--emotion-track", str(track), "-q"]
         assert cli.main(args) == 0
     return low, out.getvalue()

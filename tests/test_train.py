@@ -180,9 +180,9 @@ class _Items(list):
 
 
 def test_a_mix_draws_each_cache_by_its_share_and_repeats_by_position():
-    from mmsd.training.train import _MixedPositions
+    from mmsd.training.sampling import MixedPositions
 
-    mixed = _MixedPositions([_Items("main", 50), _Items("photos", 7), _Items("leaves", 3)], [0.6, 0.3, 0.1], seed=4)
+    mixed = MixedPositions([_Items("main", 50), _Items("photos", 7), _Items("leaves", 3)], [0.6, 0.3, 0.1], seed=4)
     drawn = [mixed[p] for p in range(4000)]
     shares = {name: sum(d[0] == name for d in drawn) / len(drawn) for name in ("main", "photos", "leaves")}
     assert abs(shares["main"] - 0.6) < 0.03 and abs(shares["photos"] - 0.3) < 0.03 and abs(shares["leaves"] - 0.1) < 0.02

@@ -44,7 +44,7 @@ def test_make_spread_reads_the_second_seeds_of_the_shipped_recipe():
 
 def test_the_decoders_default_models_are_shipped():
     """`mmsd decode` without --model (and with --low-latency) finds its model in a fresh install."""
-    from mmsd.restore.restorer import DEFAULT_MODEL, LOW_LATENCY_MODEL, load_network
+    from mmsd.restore.loading import DEFAULT_MODEL, LOW_LATENCY_MODEL, load_network
 
     for name, causal in ((DEFAULT_MODEL, False), (LOW_LATENCY_MODEL, True)):
         assert (weights.SHIPPED_DIR / f"{name}.safetensors").is_file(), name

@@ -151,7 +151,7 @@ def test_audio_mismatch_gives_some_items_another_clips_audio_and_is_repeatable(v
 def test_swapped_audio_pairs_the_same_sentence_of_the_next_actor():
     from types import SimpleNamespace
 
-    from mmsd.evaluation.evaluate import swapped_audio
+    from mmsd.evaluation.protocol import swapped_audio
 
     def clip(actor, emotion, statement):
         key = f"Actor_{actor:02d}/01-01-{emotion + 1:02d}-01-{statement:02d}-01-{actor:02d}"

@@ -17,8 +17,9 @@ import torch
 from mmsd import emotions
 from mmsd.errors import MmsdError
 from mmsd.models import precision
-from mmsd.restore.restorer import (DEFAULT_MODEL, DEFAULT_TILE, ENGINES, LOW_LATENCY_MODEL, MAX_OUTPUT_HEIGHT,
-                          MAX_OUTPUT_PIXELS, MAX_OUTPUT_WIDTH, Restorer, set_threads)
+from mmsd.restore.loading import DEFAULT_MODEL, LOW_LATENCY_MODEL
+from mmsd.restore.restorer import DEFAULT_TILE, ENGINES, MAX_OUTPUT_HEIGHT, MAX_OUTPUT_PIXELS, MAX_OUTPUT_WIDTH, Restorer
+from mmsd.restore.threads import set_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

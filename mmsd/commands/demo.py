@@ -26,7 +26,8 @@ from mmsd.errors import MmsdError
 from mmsd.evaluation import metrics
 from mmsd.media import codec, sideinfo
 from mmsd.media.fileio import atomic_path
-from mmsd.restore.restorer import DEFAULT_MODEL, Restorer, shipped_models
+from mmsd.restore.loading import DEFAULT_MODEL, shipped_models
+from mmsd.restore.restorer import Restorer
 from mmsd.sender.encode import encode_file
 
 DEMO_TEXT = "Please bring the blue book to the kitchen"

@@ -41,9 +41,9 @@ import numpy as np
 
 from mmsd.data.degrade import DegradeConfig, boxes_from_face
 from mmsd.data.prepare import NUM_AUS, ClipContent, EntryJob, PrepareSettings, build_cache
-from mmsd.errors import MmsdError
 from mmsd.data.stills import (FACES, MORE_FACES, NATURAL, PORTRAITS, PYPI_FACES, SCENES, Motion, Photo, animate,
-                         tint_grey)
+                              tint_grey)
+from mmsd.errors import MmsdError
 from mmsd.media.timing import FrameTiming
 
 FPS = Fraction(30)

@@ -1,4 +1,4 @@
-"""Torch dataset over a `mmsd prepare` cache (layout in `mmsd.data.prepare`).
+"""Torch dataset over a `mmsd prepare` cache (layout in `mmsd.data.cache`).
 
 Legend: B batch, T frames in the window (2N+1), K MFCC vectors per frame, M MFCC
 coefficients, h w the LR size of a sample (72x120 whole, p x p cropped), 4h 4w HR.
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmsd.data.prepare import CACHE_FORMAT, CACHE_VERSION, decode_image
+from mmsd.data.cache import CACHE_FORMAT, CACHE_VERSION, decode_image
 from mmsd.errors import MmsdError
 from mmsd.media.audio import check_norm, normalise as normalise_mfcc
 

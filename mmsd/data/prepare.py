@@ -1,41 +1,10 @@
-"""``mmsd prepare SRC --out CACHE``: a RAVDESS-layout corpus -> a training cache.
+"""A RAVDESS-layout corpus -> a training cache (`mmsd prepare SRC --out CACHE`, `mmsd.commands.prepare`).
 
 Per clip (audio+video, modality 01) it reads the frames and audio, cuts one
 face-centred 5:3 crop box (`mmsd.data.degrade`), makes the HR frames (480x288) and the LR
 frames (4x bicubic antialiased, 120x72), runs the LR frames through x264 at every CRF
 and decodes them back (recording the kbps), and stores MFCC features, OpenFace AU
-targets, face and mouth boxes and the labels.
-
-Cache layout (format ``mmsd-cache`` version 1)::
-
-    CACHE/
-      cache.json          format, version and the settings every clip was made with
-                          (crfs, hr_step, image format, degradation and MFCC configs)
-      report.json         the last run's summary, with every skipped clip and why
-      Actor_05/01-01-03-02-01-01-05/       one finished clip
-        meta.json         key, codes, actor, emotion id, statement, num_frames T, fps
-                          ("30000/1001"), has_audio, has_au, kbps per CRF, crop box
-                          and its source ('landmarks', 'haar', 'centre'), source size
-        arrays.npz        mfcc (T, K, M) float32 (zeros without audio), au (T, 17)
-                          float32, au_mask (T,) bool, face_box and mouth_box (T, 4)
-                          int32 HR xyxy (x1, y1 exclusive), hr_frames (n,) int32,
-                          lr_index (C, T, 2), lr_clean_index (T, 2) and hr_index
-                          (n, 2) int64 (offset, length) into frames.bin
-        frames.bin        the frames as lossless WebP images (RGB, opened by any
-                          image viewer), back to back: decoded LR of crfs[0] frames
-                          0..T-1, of crfs[1], ..., the clean LR (before x264) frames
-                          0..T-1, then the HR frames listed in hr_frames
-
-A reader seeks to one image and decodes just that frame (``cv2.imdecode``), so the
-corpus is never loaded into RAM. Lossless WebP keeps the frames bit-exact at a
-quarter to a half of their raw size: HR ~110 KB of 415 KB and LR ~6.5 KB of 26 KB on
-synthetic talking heads, ~175 KB and ~10 KB on a photographic face. HR frames are
-stored for every ``hr_step``-th frame only (t % hr_step == 0; default 2): a 75-frame
-clip at 3 CRFs then takes ~5.6 MiB, so 720 such clips take ~4 GiB (budget 6 GB);
-``--hr-step 3`` saves another third of the HR. LR frames of every CRF are stored for
-all frames, since every centre frame needs its 2N+1 neighbours, and so is the clean
-LR (to re-code a clip at any other CRF without the source). Training and evaluation
-use the frames that have HR as centre frames.
+targets, face and mouth boxes and the labels, in the layout of `mmsd.data.cache`.
 
 A clip is written to ``Actor_XX/.NAME.tmp-PID`` and renamed when complete, so a
 finished clip directory is always whole; a re-run skips finished clips and deletes
@@ -46,10 +15,8 @@ variable-frame-rate source too (`mmsd.media.audio`); ``fps`` in meta.json is the
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import functools
-import io
 import json
 import multiprocessing
 import os
@@ -64,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsd.data.cache import CACHE_FORMAT, CACHE_VERSION, IMAGE_PARAMS, clip_dir, encode_image, is_done
 from mmsd.data.degrade import (
     DegradeConfig,
     crop_resize,
@@ -78,8 +46,6 @@ from mmsd.errors import MmsdError
 from mmsd.media.fileio import atomic_path
 from mmsd.media.timing import FrameTiming
 
-CACHE_FORMAT = "mmsd-cache"
-CACHE_VERSION = 1
 NUM_AUS = 17
 _CHUNK = 16  # source frames resized per call
 
@@ -105,8 +71,8 @@ class PrepareSettings:
             raise ValueError(f"hr_step must be >= 1, got {self.hr_step}")
         if self.min_frames < 1:
             raise ValueError(f"min_frames must be >= 1, got {self.min_frames}")
-        if self.image_format not in _IMAGE_PARAMS:
-            raise ValueError(f"image_format must be one of {sorted(_IMAGE_PARAMS)}, got {self.image_format!r}")
+        if self.image_format not in IMAGE_PARAMS:
+            raise ValueError(f"image_format must be one of {sorted(IMAGE_PARAMS)}, got {self.image_format!r}")
         if self.crop not in CROPS:
             raise ValueError(f"crop must be one of {sorted(CROPS)}, got {self.crop!r}")
 
@@ -196,61 +162,6 @@ def settings_json(settings: PrepareSettings, mfcc_cfg) -> dict:
 
 def _jsonable(d: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-def clip_dir(out: Path, key: str) -> Path:
-    return out / key
-
-
-def is_done(out: Path, key: str) -> bool:
-    return (clip_dir(out, key) / "meta.json").is_file()
-
-
-_IMAGE_PARAMS = {"webp": (".webp", (101,)), "png": (".png", (1,))}
-
-
-@functools.cache
-def _pillow_webp():
-    """Pillow's WebP module when installed with WebP support, else None."""
-    try:
-        from PIL import Image, features
-    except ImportError:
-        return None
-    return Image if features.check("webp") else None
-
-
-def encode_image(frame: np.ndarray, image_format: str = "webp") -> bytes:
-    """One RGB uint8 frame as lossless image bytes.
-
-    WebP goes through Pillow at its fastest lossless effort when Pillow is installed
-    (about 10x faster than OpenCV's fixed effort, files ~20 % larger), else through
-    OpenCV (quality > 100 means lossless). Both are lossless, so the decoded frames
-    are the same either way; only size and speed differ.
-    """
-    import cv2
-
-    frame = np.ascontiguousarray(frame)
-    pillow = _pillow_webp() if image_format == "webp" else None
-    if pillow is not None:
-        buf = io.BytesIO()
-        pillow.fromarray(frame).save(buf, "WEBP", lossless=True, method=0, quality=0)
-        return buf.getvalue()
-    suffix, (value,) = _IMAGE_PARAMS[image_format]
-    flag = cv2.IMWRITE_WEBP_QUALITY if image_format == "webp" else cv2.IMWRITE_PNG_COMPRESSION
-    ok, buf = cv2.imencode(suffix, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [flag, value])
-    if not ok:
-        raise MmsdError(f"cannot encode a {frame.shape} frame as {image_format}")
-    return buf.tobytes()
-
-
-def decode_image(data: bytes | np.ndarray) -> np.ndarray:
-    """Bytes from `encode_image` -> (H, W, 3) uint8 RGB."""
-    import cv2
-
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise MmsdError("corrupt frame image in the cache")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 # --------------------------------------------------------------------------- one clip
@@ -604,44 +515,3 @@ def _remove_temp_dirs(out: Path) -> None:
             for entry in actor_dir.iterdir():
                 if entry.name.startswith(".") and ".tmp-" in entry.name:
                     shutil.rmtree(entry, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", type=Path, help="corpus root with Actor_01/ ... Actor_24/ (RAVDESS layout)")
-    parser.add_argument("--out", type=Path, required=True, help="cache directory (created; re-runs resume)")
-    parser.add_argument(
-        "--crf", type=int, nargs="+", default=[15, 32, 40], help="x264 CRFs of the LR frames (default 15 32 40)"
-    )
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    parser.add_argument("--hr-step", type=int, default=2, help="store HR for every k-th frame (default 2)")
-    parser.add_argument("--min-frames", type=int, default=5, help="skip clips shorter than this (default 5 = 2N+1)")
-    parser.add_argument("--preset", default="medium", help="x264 preset (default medium)")
-    parser.add_argument("--image-format", choices=sorted(_IMAGE_PARAMS), default="webp", help="lossless frame format")
-    parser.add_argument("--crop", choices=sorted(CROPS), default="head",
-                        help="head: the paper's face-centred 5:3 box (default); whole: the whole frame, faces at "
-                             "the source's scale")
-    parser.add_argument("--limit", type=int, default=None, help="prepare only the first N clips (by key)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    report = prepare_corpus(
-        args.src,
-        args.out,
-        crfs=tuple(args.crf),
-        workers=args.workers,
-        hr_step=args.hr_step,
-        min_frames=args.min_frames,
-        preset=args.preset,
-        image_format=args.image_format,
-        crop=args.crop,
-        limit=args.limit,
-        progress=not args.no_progress,
-    )
-    print(report.summary())
-    if not report.listed and not report.already_done:
-        raise MmsdError(f"no RAVDESS audio+video clips (Actor_XX/01-VV-EE-II-SS-RR-AA.mp4) under {args.src}")
-    return 0

@@ -52,6 +52,12 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         raise
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def check_output_path(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Reject an output that would overwrite the input, is a folder, or lies in a missing folder."""
     src, dst = Path(src), Path(dst)

@@ -6,6 +6,10 @@
     report = restorer.restore_file("low.mp4", "restored.mp4")
     print(report.frames, report.fps)
 
+Around this class: `mmsd.restore.loading` (the models by name, loading weights), `mmsd.restore.threads`
+(read-ahead, in-order encoding, frame workers), `mmsd.restore.files` (the file path of `restore_file`),
+`mmsd.restore.tiling` and `mmsd.restore.onnx_engine`.
+
 Choices:
 
 * Window. Frame t is restored from frames t-N..t+N (N = the model config's ``radius``;
@@ -56,79 +60,33 @@ Choices:
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
-import queue
-import resource
-import sys
 import threading
-import time
-import warnings
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-import mmsd
 import mmsd.models as models
 from mmsd import emotions
 from mmsd.errors import MmsdError
-from mmsd.media import sideinfo
-from mmsd.media.audio import MfccConfig, RunningCmvn, iter_mfcc, model_norm
-from mmsd.media.codec import CodecError, VideoWriter, frame_timing, iter_audio, probe, read_frames
-from mmsd.media.fileio import check_output_path
-from mmsd.media.timing import FrameTiming
-from mmsd.models import weights
-from mmsd.models.bicubic import Bicubic, BicubicConfig
+from mmsd.media.audio import MfccConfig, RunningCmvn, model_norm
 from mmsd.models.precision import autocast, resolve as resolve_precision
 from mmsd.restore import tiling
+from mmsd.restore.files import DecodeReport, restore_file
+from mmsd.restore.loading import DEFAULT_MODEL, load_network, to_onnx
+from mmsd.restore.threads import Workers, run_on_one_thread
 
-# The decoder's default: MMSD-Net with a 3-frame window, the quality of `mmsd` (the paper's 5 frames, Table 1)
-# at 1.7-2x its speed (docs/speed.md, "Real time"; issue 12)
-DEFAULT_MODEL = "mmsd-fast"
-LOW_LATENCY_MODEL = "mmsd-lowlatency"  # MMSD-Net trained on causal windows t-2N..t
-BUILTIN = "bicubic"  # needs no weights file
 ENGINES = ("torch", "onnx")
-T = TypeVar("T")
 # Tiles of 192 input pixels keep the default model's peak memory near 1 GB at any input size
 # (docs/speed.md), and the paper's 120x72 frames fit one tile.
 DEFAULT_TILE = 192
 TILE_CACHE_BYTES = 384 * 2**20  # per-frame features and f_V of the tiles, kept while they fit this
 MAX_OUTPUT_WIDTH, MAX_OUTPUT_HEIGHT = 3840, 2160  # 4K UHD
 MAX_OUTPUT_PIXELS = MAX_OUTPUT_WIDTH * MAX_OUTPUT_HEIGHT
-
-
-def shipped_models() -> list[str]:
-    """Names accepted by ``Restorer(name)``: ``bicubic`` and every restoration network found by name,
-    shipped or in $MMSD_MODELS (`mmsd.models.weights.named_models`; not the sender's emotion classifier)."""
-    return [BUILTIN, *weights.named_models(models.MODELS)]
-
-
-@dataclass
-class DecodeReport:
-    """What `Restorer.restore_file` did. ``fps`` is end to end (decode, restore, encode);
-    ``peak_rss_mb`` is the process's peak resident memory so far (`peak_rss_mb`), not this call's alone."""
-
-    output: Path
-    frames: int
-    seconds: float
-    fps: float
-    peak_rss_mb: float
-    width: int
-    height: int
-    timing: FrameTiming  # the input's frame times, which the output keeps
-    model: str
-    emotion_source: str  # "argument", "side information", "neutral (default)" or "unused"
-    audio: str  # "copied", "none"
-    warnings: list[str] = field(default_factory=list)
-    engine: str = "torch"
-    precision: str = "fp32"
 
 
 class Restorer:
@@ -208,9 +166,9 @@ class Restorer:
                 network = network.to(memory_format=torch.channels_last)
                 audio_encoder = getattr(getattr(network, "audio", None), "encoder", None)
                 if isinstance(audio_encoder, nn.Module):
-                    _run_on_one_thread(audio_encoder)
+                    run_on_one_thread(audio_encoder)
             if self.engine == "onnx":
-                network = _to_onnx(network, self.name, self.config, cache=not isinstance(model, nn.Module))
+                network = to_onnx(network, self.name, self.config, cache=not isinstance(model, nn.Module))
         self.model = network
         # MMSD-Net's per-frame features, computed once per frame instead of once per window
         self._frame_features = getattr(network, "frame_features", None) if self.engine == "torch" else None
@@ -290,7 +248,7 @@ class Restorer:
         total: int | None = None  # number of frames, once the input has run out
         done = 0  # frames handed to the workers so far
         size: tuple[int, int] | None = None  # (H, W) of the first frame
-        with _Workers(self.workers) as workers:
+        with Workers(self.workers) as workers:
             while True:
                 while total is None and base + len(window) < done + self.batch_size + lookahead:
                     frame = next(frames, None)
@@ -300,7 +258,7 @@ class Restorer:
                     index = base + len(window)
                     frame = _check_frame(frame, index, size)
                     if size is None:
-                        self._check_output_size(*frame.shape[:2])
+                        self.check_output_size(*frame.shape[:2])
                         self.plan(*frame.shape[:2])
                     size = frame.shape[:2]
                     vectors = self._next_mfcc(features, index) if self.uses_audio else None
@@ -323,7 +281,7 @@ class Restorer:
             for restored in workers.drain():
                 yield from restored
 
-    def _check_output_size(self, height: int, width: int) -> None:
+    def check_output_size(self, height: int, width: int) -> None:
         """MmsdError if frames of height x width input pixels restore to more than max_output_pixels."""
         out_w, out_h = self.scale * width, self.scale * height
         if self.max_output_pixels is not None and out_w * out_h > self.max_output_pixels:
@@ -485,231 +443,8 @@ class Restorer:
         nothing is left at ``dst``. With ``overlap``, decoding runs ahead and encoding runs
         behind the network, each on a thread of its own (PyAV releases the GIL while FFmpeg works).
         """
-        src, dst = Path(src), Path(dst)
-        warned: list[str] = []
-
-        def warn(message: str) -> None:
-            warned.append(message)
-            if on_warning is None:
-                warnings.warn(message, stacklevel=3)
-            else:
-                on_warning(message)
-
-        info = probe(src)
-        check_output_path(src, dst)
-        self._check_output_size(info.height, info.width)
-        timing = frame_timing(src)
-        try:
-            side = sideinfo.from_metadata(info.metadata)
-        except sideinfo.SideInfoError as exc:
-            if emotion is None:
-                raise sideinfo.SideInfoError(f"{src}: {exc}") from None
-            warn(f"{src}: ignoring its side information ({exc})")
-            side = None
-        if side is not None and side.scale != self.scale:
-            warn(f"{src} was downsampled x{side.scale}, but model {self.name} upsamples x{self.scale}")
-
-        states: int | Iterable[int]
-        if not self.uses_emotion:
-            states, source = emotions.NEUTRAL.id, "unused"
-        elif emotion is not None:
-            states, source = emotions.parse(emotion).id, "argument"
-        elif side is not None and side.has_emotion:
-            states, source = side.states(), "side information"
-        else:
-            warn(f"{src}: no emotion side information and no emotion given; assuming neutral")
-            states, source = emotions.NEUTRAL.id, "neutral (default)"
-
-        mfcc = None
-        if not info.has_audio:
-            if self.uses_audio:
-                warn(f"{src}: no audio track; the audio branch gets silence and the output has no sound")
-        elif self.uses_audio:
-            mfcc = iter_mfcc(iter_audio(src, self.mfcc_config.sample_rate), timing, self.mfcc_config)
-
-        start = time.perf_counter()
-        writer: VideoWriter | None = None
-        encoder = _InOrder(depth=_OVERLAP_FRAMES if overlap else 0)
-        frames = read_frames(src)
-        count = 0
-        bar = tqdm(total=info.num_frames, unit="frame", desc=f"restoring {src.name}", disable=not progress,
-                   dynamic_ncols=True, file=sys.stderr)
-        try:
-            if overlap:
-                frames = _read_ahead(frames, depth=_OVERLAP_FRAMES)
-            for frame in self.restore_frames(frames, mfcc=mfcc, emotion=states):
-                if writer is None:
-                    writer = VideoWriter(
-                        dst, width=frame.shape[1], height=frame.shape[0], timing=timing, crf=crf, preset=preset,
-                        audio_from=src if info.has_audio else None,
-                        metadata={"comment": f"restored by mmsd {mmsd.__version__}, model {self.label}"},
-                    )
-                encoder.call(writer.write, frame)
-                count += 1
-                bar.update()
-            encoder.finish()
-            if writer is None:
-                raise CodecError(f"{src}: no video frame could be decoded")
-            _check_complete(src, info, count)
-            writer.close()
-        except BaseException:
-            bar.leave = False  # the error line alone stays on the terminal
-            encoder.cancel()
-            if writer is not None:
-                writer.abort()
-            raise
-        finally:
-            frames.close()  # stops the read-ahead thread
-            bar.close()
-        seconds = time.perf_counter() - start
-        return DecodeReport(
-            output=dst, frames=count, seconds=seconds, fps=count / seconds if seconds > 0 else float("inf"),
-            peak_rss_mb=peak_rss_mb(), width=writer.width, height=writer.height, timing=timing, model=self.label,
-            emotion_source=source, audio="copied" if info.has_audio else "none", warnings=warned, engine=self.engine,
-            precision=self.precision,
-        )
-
-
-def _run_on_one_thread(module: nn.Module) -> None:
-    """Make `module` (in place) run its forward on one CPU thread, whatever torch's thread count.
-
-    For MMSD-Net's audio encoder, a BiLSTM over 2N+1 frames x 4 MFCC vectors: its steps are
-    too small to share, and with OMP_WAIT_POLICY=PASSIVE (set by the `mmsd` command) every
-    step wakes the sleeping OpenMP workers: 10.6 ms per window at 2 threads, 0.6 ms on one
-    (idle CPU; docs/speed.md). The convolutions keep all threads."""
-    forward = module.forward
-
-    def forward_on_one_thread(*args, **kwargs):
-        threads = torch.get_num_threads()
-        if threads == 1 or torch.compiler.is_compiling() or torch.compiler.is_exporting():
-            return forward(*args, **kwargs)
-        torch.set_num_threads(1)
-        try:
-            return forward(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    module.forward = forward_on_one_thread
-
-
-_OVERLAP_FRAMES = 4  # frames decoded ahead of, and encoded behind, the network
-
-
-def _read_ahead(items: Iterator[T], *, depth: int) -> Generator[T, None, None]:
-    """Yield `items`, produced up to `depth` ahead by a thread of their own; the producer's exception
-    is raised here, in order. Closing the generator stops the thread (at its next item)."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((_END, None))
-        except BaseException as exc:  # handed to the consumer
-            put((_END, exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="mmsd-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = slots.get()
-            if error is not None:
-                raise error
-            if item is _END:
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-_END = object()
-
-
-class _InOrder:
-    """Calls run in submission order on one worker thread, at most `depth` behind the caller
-    (depth 0: at once, on the caller's thread). A call's exception is raised by a later
-    `call` or by `finish`."""
-
-    def __init__(self, *, depth: int) -> None:
-        self.depth = depth
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmsd-encode") if depth else None
-        self._pending: deque[concurrent.futures.Future] = deque()
-
-    def call(self, function: Callable, *args) -> None:
-        if self._pool is None:
-            function(*args)
-            return
-        self._pending.append(self._pool.submit(function, *args))
-        while len(self._pending) > self.depth:
-            self._pending.popleft().result()
-
-    def finish(self) -> None:
-        """Wait for every call; raise the first failure."""
-        while self._pending:
-            self._pending.popleft().result()
-        self.cancel()
-
-    def cancel(self) -> None:
-        """Drop the calls not started; wait for the running one."""
-        self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Workers:
-    """Jobs run on `count` threads of their own, each with an equal share of torch's threads (at least
-    one); results come back in submission order. One worker: each job runs at once, on the caller's
-    thread and all of torch's threads. A job's exception is raised where its result is yielded."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self._threads = torch.get_num_threads()
-        self._pool = None
-        if count > 1:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                count, thread_name_prefix="mmsd-restore", initializer=torch.set_num_threads,
-                initargs=(max(1, self._threads // count),))
-        self._pending: deque[concurrent.futures.Future] = deque()
-
-    def submit(self, job: Callable[..., T], *args) -> Iterator[T]:
-        """Start job(*args); yield the results of the oldest jobs while `count` are in flight."""
-        if self._pool is None:
-            yield job(*args)
-            return
-        self._pending.append(self._pool.submit(job, *args))
-        while len(self._pending) >= self.count:
-            yield self._pending.popleft().result()
-
-    def drain(self) -> Iterator[T]:
-        """Yield the results of every job still in flight, in order."""
-        while self._pending:
-            yield self._pending.popleft().result()
-
-    def __enter__(self) -> "_Workers":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        """Drop the jobs not started and wait for the running ones (a consumer that stopped early, an error)."""
-        self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            torch.set_num_threads(self._threads)  # the workers' setting is also the default of new threads
+        return restore_file(self, src, dst, emotion=emotion, progress=progress, crf=crf, preset=preset,
+                            on_warning=on_warning, overlap=overlap)
 
 
 def _unique(frames: Iterable[_WindowFrame]) -> list[_WindowFrame]:
@@ -738,36 +473,6 @@ def _to_float(frames: torch.Tensor) -> torch.Tensor:
     return frames.float().div_(255.0)
 
 
-def _to_onnx(network: nn.Module, name: str, config: dict, *, cache: bool):
-    """The network exported to ONNX and loaded in ONNX Runtime (through the export cache if `cache`)."""
-    from mmsd.restore.onnx_engine import OnnxNetwork, cached_export, temporary_export
-
-    if cache:
-        return OnnxNetwork(cached_export(network, name=name, config=config))
-    return temporary_export(network, name=name, config=config)
-
-
-def _check_complete(src: Path, info, count: int) -> None:
-    """Catch a file cut short that decoded without an error (e.g. a truncated Matroska file).
-
-    The header's frame count (or duration x rate) can exceed the frames a healthy file
-    decodes by an edit list or a longer audio track, so only a shortfall of over 10 % counts.
-    """
-    expected = info.num_frames or (round(info.duration * info.fps) if info.duration else None)
-    if expected and count < 0.9 * expected - 1:
-        raise CodecError(f"{src}: truncated video: decoded {count} frames, its header promises about {expected}")
-
-
-def set_threads(threads: int | None) -> None:
-    """torch's CPU threads (and so ONNX Runtime's, `mmsd.restore.onnx_engine`) for a command's --threads;
-    None keeps them."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise MmsdError(f"--threads must be >= 1, got {threads}")
-    torch.set_num_threads(threads)
-
-
 def _device(device: str | torch.device) -> torch.device:
     try:
         device = torch.device(device)
@@ -776,37 +481,6 @@ def _device(device: str | torch.device) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MmsdError(f"device {device} requested, but CUDA is not available here (use --device cpu)")
     return device
-
-
-def load_network(model: str | os.PathLike) -> tuple[str, dict, nn.Module]:
-    """(name, config dict, network with weights) of a shipped name, a file path or 'bicubic'."""
-    text = str(model)
-    if text == BUILTIN:
-        cfg = BicubicConfig()
-        return BUILTIN, asdict(cfg), Bicubic(cfg)
-    path = Path(model)
-    if not (path.suffix == ".safetensors" or os.sep in text or path.is_file()):  # a name, even beside a folder "mmsd"
-        path = weights.find_model(text)
-        if path is None:
-            raise MmsdError(
-                f"no model {text!r} (shipped, or ${weights.MODELS_ENV}); available: {', '.join(shipped_models())}"
-                " (or give a path to a .safetensors model file)"
-            )
-    name, config, tensors, _ = weights.read_model(path)
-    try:
-        network = models.build_model(name, config)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise MmsdError(f"{path}: cannot build model {name!r} from its config ({_one_line(exc)})") from None
-    try:
-        network.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise MmsdError(f"{path}: weights do not fit model {name!r} ({_one_line(exc)})") from None
-    return name, config, network
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _state_iter(emotion) -> Iterator[int]:
@@ -834,18 +508,4 @@ def _check_frame(frame, index: int, size: tuple[int, int] | None) -> np.ndarray:
                          f" first frame's {size[1]}x{size[0]}")
     return frame
 
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB: VmHWM on Linux (getrusage's maximum
-    carries over the peak of a large parent that forked and exec'd this process), else getrusage
-    (Linux reports KB, macOS bytes)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

@@ -1,11 +1,12 @@
-"""`mmsd encode`: the sender. Downsample, x264 at a CRF, carry the audio, attach side information.
+"""The sender (`mmsd encode`, `mmsd.commands.encode`): downsample, x264 at a CRF, carry the audio, attach
+side information.
 
 The whole frame is shrunk by the scale with antialiased bicubic filtering (the paper's
 degradation, `mmsd.data.degrade.resize`); a size not divisible by the scale is floored
 (161x97 at x4 -> 40x24). Audio is re-encoded as mono AAC at the source's sample rate
 (default 32 kbit/s, plenty for speech). The emotion state goes into the mp4 `comment`
-tag as `mmsd.media.sideinfo` JSON; with no ``--emotion`` the side information carries only
-the format version and scale, and the receiver assumes neutral. ``--emotion auto`` finds
+tag as `mmsd.media.sideinfo` JSON; with no emotion the side information carries only
+the format version and scale, and the receiver assumes neutral. ``--emotion auto`` (`auto_emotion`) finds
 the states with the classifier of `mmsd train-emotion` (`mmsd.sender.emotion_classifier`) on the
 full-quality frames, in a first pass over the input, since the side information goes into
 the header before the first frame. Frames and audio are streamed, never all in memory;
@@ -14,7 +15,6 @@ every frame keeps its input time, at a constant or a variable frame rate (`mmsd.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Iterator
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mmsd import emotions
 from mmsd.data.degrade import resize
 from mmsd.errors import MmsdError
 from mmsd.media import sideinfo
@@ -36,53 +35,6 @@ from mmsd.models.weights import SHIPPED_DIR
 from mmsd.sender.emotion_classifier import EmotionClassifier, EmotionTrack
 
 EMOTION_MODEL = SHIPPED_DIR / "emotion.safetensors"  # the shipped classifier for --emotion auto
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="the high-quality video (any size, with or without audio)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="the low bit-rate mp4 to write")
-    parser.add_argument("--crf", type=float, default=40, help="x264 constant rate factor 0..51 (default 40)")
-    parser.add_argument("--scale", type=int, default=4, help="downsampling factor (default 4)")
-    parser.add_argument("--preset", default="medium", help="x264 preset (default medium)")
-    parser.add_argument("--audio-kbps", type=float, default=32, help="AAC bit-rate in kbit/s (default 32)")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--emotion", metavar="STATE",
-                       help=f"one emotion state for the whole clip: {', '.join(emotions.NAMES)}, or an id 0..14;"
-                            " or 'auto': the emotion classifier reads the speaker's face")
-    group.add_argument("--emotion-track", type=Path, metavar="CSV",
-                       help="per-segment states: 'frame,state' rows, each state holding from its 0-based frame on")
-    parser.add_argument("--emotion-model", type=Path, metavar="PATH",
-                        help="classifier weights for --emotion auto (default: the shipped one, `mmsd models`)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.scale < 1:
-        raise ValueError(f"--scale must be a positive integer, got {args.scale}")
-    if args.audio_kbps <= 0:
-        raise ValueError(f"--audio-kbps must be positive, got {args.audio_kbps}")
-    auto = args.emotion is not None and args.emotion.strip().lower() == "auto"
-    if args.emotion_model is not None and not auto:
-        raise MmsdError("--emotion-model is used only with --emotion auto")
-    if auto:
-        track = auto_emotion(args.input, args.output, model=args.emotion_model or EMOTION_MODEL,
-                             progress=not args.quiet)
-        print(f"emotion auto: {track.describe()}")
-        side = sideinfo.SideInfo(scale=args.scale, segments=track.segments)
-    elif args.emotion is not None:
-        side = sideinfo.SideInfo(scale=args.scale, segments=((0, emotions.parse(args.emotion).id),))
-    elif args.emotion_track is not None:
-        side = sideinfo.read_emotion_track(args.emotion_track, scale=args.scale)
-    else:
-        side = sideinfo.SideInfo(scale=args.scale)
-    report = encode_file(args.input, args.output, side=side, crf=args.crf, scale=args.scale,
-                         preset=args.preset, audio_kbps=args.audio_kbps, progress=not args.quiet)
-    print(f"wrote {args.output}: {report.width}x{report.height} (W x H, x{args.scale} down), {report.frames} "
-          f"frames at {report.timing.describe()}, CRF {args.crf:g}, emotion {_describe(report.side)}")
-    print(f"  video      {report.video_bps:12.0f} bit/s")
-    print(f"  audio      {report.audio_bps:12.0f} bit/s")
-    print(f"  side info  {report.side_bps:12.1f} bit/s ({report.side.bits // 8} bytes: {report.side.to_json()})")
-    return 0
 
 
 @dataclass(frozen=True)
@@ -164,15 +116,6 @@ def auto_emotion(src: str | os.PathLike, dst: str | os.PathLike, *, model: str |
         raise
     finally:
         bar.close()
-
-
-def _describe(side: sideinfo.SideInfo) -> str:
-    if not side.has_emotion:
-        return "none (the receiver assumes neutral)"
-    names = [emotions.STATES[state].name for _, state in side.segments]
-    if len(names) == 1:
-        return names[0]
-    return f"{len(names)} segments ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})"
 
 
 class _AudioFeed:

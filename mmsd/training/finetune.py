@@ -10,7 +10,7 @@ Choices (the paper gives none): L1 (+ the AU loss when the network predicts AUs)
 adversarial term even for a cGAN model (its discriminator is not in the weight file);
 Adam from a fresh state at half the training rate (5e-5); 500 iterations of batch 8,
 32x32 LR patches, every CRF mixed. Validation during the run (monitoring only) uses a
-few of the statement-01 clips. Scores use `mmsd.evaluation.evaluate` with 4 frames per clip.
+few of the statement-01 clips. Scores use `mmsd.evaluation.protocol` with 4 frames per clip.
 
 The training is `tune`, the core `mmsd personalize` shares (on a user's own footage, with a
 held-out slice that picks the best checkpoint).
@@ -98,8 +98,8 @@ def general_model(name_or_path: str) -> Path:
 
 def compare(cache: Path, models: dict[str, Path | str], *, actors: tuple[int, ...], keys: list[str],
             frames_per_clip: int = PRIOR_FRAMES_PER_CLIP, progress: bool = True, precision: str = "auto") -> list:
-    """`mmsd.evaluation.evaluate` rows (FrameScore) of models {label: file, name or 'bicubic'} on clips `keys`."""
-    from mmsd.evaluation.evaluate import FrameSubset, evaluate, load_model
+    """`mmsd.evaluation.protocol` rows (FrameScore) of models {label: file, name or 'bicubic'} on clips `keys`."""
+    from mmsd.evaluation.protocol import FrameSubset, evaluate, load_model
 
     loaded = [load_model(f"{label}={spec}", precision=precision) for label, spec in models.items()]
     return evaluate(cache, loaded, actors=actors, keys=keys, subset=FrameSubset(frames_per_clip), progress=progress)
@@ -108,7 +108,7 @@ def compare(cache: Path, models: dict[str, Path | str], *, actors: tuple[int, ..
 def score(*, general: Path, tuned: Path, actor: int, cache: Path, progress: bool = True,
           precision: str = "auto") -> dict:
     """Face PSNR/SSIM of the general and the tuned model on the actor's statement-02 clips, per CRF."""
-    from mmsd.evaluation.evaluate import group_means
+    from mmsd.evaluation.tables import group_means
 
     _, test_keys = actor_keys(cache, actor)
     rows = compare(cache, {"general": general, "tuned": tuned}, actors=(actor,), keys=test_keys, progress=progress,
@@ -133,7 +133,7 @@ def score(*, general: Path, tuned: Path, actor: int, cache: Path, progress: bool
 
 def summary_table(results: list[dict]):
     """Per actor: general and tuned face PSNR and the gain, per CRF."""
-    from mmsd.evaluation.evaluate import Table
+    from mmsd.evaluation.tables import Table
 
     crfs = sorted({int(c) for r in results for c in r["crf"]})
     columns, digits = [], []
@@ -170,7 +170,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmsd.evaluation.evaluate import atomic_write_text, write_table
+    from mmsd.evaluation.tables import write_table
+    from mmsd.media.fileio import atomic_write_text
 
     weights = general_model(args.weights)
     if args.iterations < 1:

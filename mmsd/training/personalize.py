@@ -230,7 +230,7 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
     validations: how often the held-out footage is scored during the run; train_options: further
     `TrainConfig` fields (e.g. batch_size, tune_only, num_workers)."""
     from mmsd.data.prepare import PrepareSettings, build_cache
-    from mmsd.evaluation.evaluate import group_means
+    from mmsd.evaluation.tables import group_means
     from mmsd.models import weights
     from mmsd.training import finetune
     from mmsd.training.train import check_parts

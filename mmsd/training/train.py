@@ -1,4 +1,4 @@
-"""Training: `mmsd train --config NAME --data CACHE --out RUN`.
+"""Training: the Trainer behind `mmsd train --config NAME --data CACHE --out RUN` (the command: `mmsd.commands.train`).
 
 The objective is the paper's Eq. 7, L = |I_hat - I|_1 + lambda1 L_adv + lambda2 L_E, with
 lambda1 = 0.01, lambda2 = 0.001, Adam (0.5, 0.9), lr 1e-4, batch 8 (Sec. 4.1). The
@@ -37,33 +37,31 @@ its own share of every global batch position, gradients are averaged by DDP, and
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
 import math
-import os
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mmsd.data.dataset import CROP_FOCUS, CacheDataset, collate, read_index
+from mmsd.data.dataset import CacheDataset, collate, read_index
 from mmsd.errors import MmsdError
 from mmsd.evaluation import metrics
 from mmsd.media.audio import model_norm
-from mmsd.models import MODELS, build_model, load_config, losses, weights
+from mmsd.models import build_model, losses, weights
 from mmsd.models.discriminator import Discriminator
-from mmsd.models.precision import add_argument as add_precision_argument, autocast, resolve as resolve_precision
+from mmsd.models.precision import autocast, resolve as resolve_precision
+from mmsd.training.sampling import IterationSampler, MixedPositions, Positions, init_distributed
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -140,62 +138,6 @@ def config_from_dict(cls, values: dict):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-# --------------------------------------------------------------------------- data order
-
-
-class _Positions(Dataset):
-    """Global sample position p -> item perm_e[p % N] of the base dataset at epoch e = p // N."""
-
-    def __init__(self, base: CacheDataset, seed: int):
-        self.base, self.seed = base, seed
-        self._epoch, self._perm = -1, None
-
-    def __len__(self) -> int:
-        return 2**62
-
-    def __getitem__(self, position: int):
-        epoch, offset = divmod(position, len(self.base))
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.base))
-            self.base.set_epoch(epoch)
-        return self.base[int(self._perm[offset])]
-
-
-class _MixedPositions(Dataset):
-    """Global sample position p -> an item of one of several datasets, dataset d with probability
-    shares[d]; the dataset, the item and its crop epoch are drawn from RNG(seed, p), so a position
-    gives the same sample in any worker and after a resume (items are drawn with replacement)."""
-
-    def __init__(self, bases: Sequence[CacheDataset], shares: Sequence[float], seed: int):
-        self.bases, self.seed = list(bases), seed
-        self.shares = np.asarray(shares, np.float64) / np.sum(shares)
-
-    def __len__(self) -> int:
-        return 2**62
-
-    def __getitem__(self, position: int):
-        rng = np.random.default_rng([self.seed, 0x313, position])
-        base = self.bases[int(rng.choice(len(self.bases), p=self.shares))]
-        base.set_epoch(int(rng.integers(2**31)))
-        return base[int(rng.integers(len(base)))]
-
-
-class _IterationSampler(Sampler[int]):
-    """Positions of this rank's share of each global batch, from `start` to `stop` iterations."""
-
-    def __init__(self, *, start: int, stop: int, batch_size: int, rank: int, world: int):
-        self.start, self.stop, self.batch, self.rank, self.world = start, stop, batch_size, rank, world
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start) * self.batch
-
-    def __iter__(self):
-        for iteration in range(self.start, self.stop):
-            base = (iteration * self.world + self.rank) * self.batch
-            yield from range(base, base + self.batch)
-
-
 def split_keys(cache: Path, cfg: TrainConfig) -> tuple[list[str], list[str]]:
     """(training keys, validation keys) among the training actors' clips, fixed by the key names."""
     keys = sorted(c.key for c in read_index(cache) if c.actor in cfg.train_actors)
@@ -204,33 +146,6 @@ def split_keys(cache: Path, cfg: TrainConfig) -> tuple[list[str], list[str]]:
     val = [k for k in keys if zlib.crc32(k.encode()) % cfg.val_share == 0] or keys[:1]
     train = [k for k in keys if k not in set(val)] or keys
     return train, val
-
-
-# --------------------------------------------------------------------------- distributed
-
-
-@dataclass(frozen=True)
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: str) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if world == 1:
-        return _Dist(device=torch.device("cuda" if want_cuda else "cpu"))
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if want_cuda else "gloo")
-    if want_cuda:
-        torch.cuda.set_device(local)
-    return _Dist(rank=rank, world=world, device=torch.device(f"cuda:{local}" if want_cuda else "cpu"))
 
 
 # --------------------------------------------------------------------------- trainer
@@ -248,7 +163,7 @@ class Trainer:
         (auto, fp32, bf16; `mmsd.models.precision`)."""
         self.cfg, self.cache, self.out = cfg, Path(cache), Path(out)
         self.model_name, self.model_config = model_name, model_config
-        self.dist = _init_distributed(device)
+        self.dist = init_distributed(device)
         self.precision = resolve_precision(precision, self.dist.device)
         torch.manual_seed(cfg.seed)
         self.model = build_model(model_name, model_config).to(self.dist.device)
@@ -444,14 +359,14 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         log = _CsvLog(self.out / "log.csv", keep_until=self.iteration) if main else None
         val_log = _CsvLog(self.out / "val.csv", keep_until=self.iteration) if main else None
-        positions = (_MixedPositions([self.train_set, *self.mix_sets],
+        positions = (MixedPositions([self.train_set, *self.mix_sets],
                                      [1 - sum(share for _, share in cfg.mix), *(share for _, share in cfg.mix)],
                                      cfg.seed)
-                     if cfg.mix else _Positions(self.train_set, cfg.seed))
+                     if cfg.mix else Positions(self.train_set, cfg.seed))
         loader = DataLoader(
             positions,
             batch_size=cfg.batch_size,
-            sampler=_IterationSampler(start=self.iteration, stop=cfg.iterations, batch_size=cfg.batch_size,
+            sampler=IterationSampler(start=self.iteration, stop=cfg.iterations, batch_size=cfg.batch_size,
                                       rank=self.dist.rank, world=self.dist.world),
             num_workers=cfg.num_workers,
             collate_fn=collate,
@@ -543,7 +458,7 @@ class _CsvLog:
             csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
 
 
-# --------------------------------------------------------------------------- run folder and CLI
+# --------------------------------------------------------------------------- run folder
 
 
 def start(*, cache: Path, out: Path, model_name: str, model_config: dict, cfg: TrainConfig,
@@ -579,99 +494,3 @@ def resume(out: Path, *, iterations: int | None = None, device: str = "auto", pr
     return trainer.fit(resume=True)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="small",
-                        help="model config: a shipped name (small, paper: configs/MODEL-NAME.yaml) or a YAML path")
-    parser.add_argument("--model", default="mmsd", choices=sorted(MODELS), help="network to train")
-    parser.add_argument("--data", type=Path, help="cache written by `mmsd prepare`")
-    parser.add_argument("--out", type=Path, help="run folder (checkpoints, logs, model.safetensors)")
-    parser.add_argument("--resume", type=Path, metavar="RUN", help="continue this run from its checkpoint")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="model config overrides, e.g. channels=32 audio=false")
-    parser.add_argument("--iterations", type=int)
-    parser.add_argument("--batch", type=int, dest="batch_size")
-    parser.add_argument("--patch", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="constant (paper) or cosine decay to --lr-min")
-    parser.add_argument("--lr-min", type=float)
-    parser.add_argument("--crop-focus", choices=CROP_FOCUS, help="training crops around the face (default) or anywhere")
-    parser.add_argument("--gan", action="store_true", default=None, help="add the emotion-conditioned cGAN loss")
-    parser.add_argument("--adv-start", type=int, help="iteration at which L_adv starts (default: 2 epochs)")
-    parser.add_argument("--adv-weight", type=float, help="lambda1, the weight of L_adv (default 0.01, the paper's)")
-    parser.add_argument("--crf", type=int, nargs="+", dest="crfs", help="train on these CRFs only")
-    parser.add_argument("--mix", nargs="+", metavar="CACHE:SHARE", type=_mix_pair,
-                        help="also draw this share of the samples from another cache (all its clips), e.g. "
-                             "data/photos:0.2 data/leaves:0.2; the rest comes from --data's training actors")
-    parser.add_argument("--init", metavar="NAME|PATH",
-                        help="start from these weights (a shipped name or a weights file); the network and its "
-                             "config come from the file (--config/--model are ignored; --set changes keys that keep "
-                             "the weights' shapes, e.g. mfcc_norm=cmvn)")
-    parser.add_argument("--voice-augment", type=float, metavar="P",
-                        help="share of samples that hear a voice variant of their clip's audio (pitch, noise, "
-                             "reverberation, AAC; written by `mmsd voices CACHE`), default 0")
-    parser.add_argument("--audio-mismatch", type=float, metavar="P",
-                        help="share of samples that hear another clip's audio instead of their own, so that a voice "
-                             "which does not match the lips is not followed (default 0)")
-    parser.add_argument("--workers", type=int, dest="num_workers")
-    parser.add_argument("--val-every", type=int)
-    parser.add_argument("--checkpoint-every", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    add_precision_argument(parser)
-
-
-def _mix_pair(text: str) -> tuple[str, float]:
-    cache, sep, share = text.rpartition(":")
-    try:
-        return cache, float(share)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected CACHE:SHARE, got {text!r}") from None
-
-
-def _init_weights(name_or_path: str) -> Path:
-    """An existing weights file, or a model name (shipped, or in $MMSD_MODELS)."""
-    from mmsd.models.weights import find_model
-
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    named = find_model(name_or_path)
-    if named is not None:
-        return named
-    raise MmsdError(f"--init {name_or_path}: no such weights file or shipped model")
-
-
-def _parse_overrides(pairs: list[str]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise MmsdError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            overrides[key] = json.loads(value.lower() if value.lower() in ("true", "false") else value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.resume:
-        resume(args.resume, iterations=args.iterations, device=args.device, precision=args.precision)
-        return 0
-    if args.data is None or args.out is None:
-        raise MmsdError("a new run needs --data CACHE and --out RUN (or --resume RUN)")
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in train_fields and v is not None}
-    model_name = args.model
-    if args.init:
-        from mmsd.models.weights import read_model
-
-        given["init"] = str(_init_weights(args.init))
-        model_name, model_config, _, _ = read_model(given["init"])
-        model_config = {**model_config, **_parse_overrides(args.set)}
-    else:
-        model_config = dataclasses.asdict(load_config(args.config, model=args.model, **_parse_overrides(args.set)))
-    cfg = config_from_dict(TrainConfig, given)
-    start(cache=args.data, out=args.out, model_name=model_name, model_config=model_config, cfg=cfg,
-          device=args.device, precision=args.precision)
-    return 0

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from mmsd import emotions
-from mmsd.data.synth import expression, face, photo, speech, visemes
+from mmsd.data.synth import expression, face, photo, shape, speech, visemes
 from mmsd.emotions import EmotionState
 from mmsd.errors import MmsdError
 from mmsd.media.fileio import atomic_path
@@ -102,7 +102,7 @@ class Clip:
     frames_u: np.ndarray   # (T, 68, 2) landmarks in face units
     aus: np.ndarray        # (T, 17)
     mouth: visemes.MouthTrack
-    poses: list[face.Pose]
+    poses: list[shape.Pose]
     audio: np.ndarray      # (S,) float32 at AUDIO_RATE
 
 
@@ -120,7 +120,7 @@ def _smooth_noise(rng: np.random.Generator, n: int, fps: float, hz: float) -> np
 
 
 def plan_clip(cfg: SynthConfig, actor: int, state: EmotionState, statement: int, rep: int,
-              look: face.Identity, style: expression.ActorStyle, text: str | None = None) -> Clip:
+              look: shape.Identity, style: expression.ActorStyle, text: str | None = None) -> Clip:
     """Speech, mouth, AUs, landmarks and poses of one clip (no pixels yet); `text` replaces the
     statement's sentence (the demo speaks one never used in training)."""
     emo, inten = state.ravdess_codes
@@ -141,7 +141,7 @@ def plan_clip(cfg: SynthConfig, actor: int, state: EmotionState, statement: int,
     env = visemes.rms_envelope(audio, AUDIO_RATE, num_frames, FPS)
     mouth = visemes.mouth_track(utt.phonemes, start / AUDIO_RATE, num_frames, FPS, env)
     aus = expression.au_track(state, style, mouth, FPS, rng)
-    frames_u = np.stack([face.deform(look.shape, aus[t], float(mouth.spread[t]), float(mouth.tuck[t]))
+    frames_u = np.stack([shape.deform(look.shape, aus[t], float(mouth.spread[t]), float(mouth.tuck[t]))
                          for t in range(num_frames)])
 
     # head: slow sway, small roll, nods that follow the speech envelope; gaze shifts; light drift
@@ -159,14 +159,14 @@ def plan_clip(cfg: SynthConfig, actor: int, state: EmotionState, statement: int,
         if rng.random() < 1.2 / FPS:  # a saccade about every 0.8 s
             target = rng.uniform(-0.5, 0.5, 2) * [1.0, 0.5]
         gaze[t] = target if t == 0 else gaze[t - 1] + 0.6 * (target - gaze[t - 1])
-    poses = [face.Pose(float(roll[t]), float(dx[t]), float(dy[t]), float(scale[t]),
+    poses = [shape.Pose(float(roll[t]), float(dx[t]), float(dy[t]), float(scale[t]),
                        (float(gaze[t, 0]), float(gaze[t, 1])), float(gain[t]), float(tilt[t]))
              for t in range(num_frames)]
     return Clip(frames_u, aus, mouth, poses, audio)
 
 
 def _actor_parts(cfg: SynthConfig, actor: int):
-    look = face.make_identity(actor, _rng(cfg, actor, _LOOK))
+    look = shape.make_identity(actor, _rng(cfg, actor, _LOOK))
     if cfg.face_scale != (1.0, 1.0):  # smaller faces in the same frame (issue 13: other face scales)
         look = replace(look, scale=look.scale * float(_rng(cfg, actor, _SCALE).uniform(*cfg.face_scale)))
     style = expression.actor_style(_rng(cfg, actor, _STYLE))

@@ -29,7 +29,9 @@ import cv2
 import numpy as np
 
 from mmsd.data import stills
-from mmsd.data.synth.face import FaceRenderer, Identity, Pose, _box, _catmull, _fix, _noise, _paint, _poly_mask
+from mmsd.data.synth import draw
+from mmsd.data.synth.face import FaceRenderer
+from mmsd.data.synth.shape import Identity, Pose
 
 # person-free photographs: backdrops (any), hair and fabric structure (fine, busy textures)
 BACKDROPS = ("chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right", "brick", "grass", "gravel")
@@ -110,7 +112,7 @@ class PhotoFaceRenderer(FaceRenderer):
             col = r.standard_normal((height, width, 3)).astype(np.float32)
             self.noise.append(np.ascontiguousarray(((1 - self.chroma) * mono + self.chroma * col)))
         # brows: hairs run along the brow
-        strands = cv2.GaussianBlur(_noise(r, self.phw, 0.0), (0, 0), sigmaX=0.02 * self.u, sigmaY=0.5)
+        strands = cv2.GaussianBlur(draw.noise(r, self.phw, 0.0), (0, 0), sigmaX=0.02 * self.u, sigmaY=0.5)
         self.brow_tex = np.clip(0.85 + 0.15 * strands / max(float(strands.std()), 1e-6), 0.4, 1.0).astype(np.float32)
 
     # ---- static layers -------------------------------------------------------------
@@ -129,7 +131,7 @@ class PhotoFaceRenderer(FaceRenderer):
         nose_x = float(self.id.shape[27:31, 0].mean())
         sides = 0.1 * sum(g(nose_x + s * 0.06, 0.16, 0.022, 0.1) for s in (-1, 1))  # undo half the cartoon's strips
         tip = 0.06 * g(float(self.id.shape[30, 0]), float(self.id.shape[30, 1]) - 0.02, 0.03, 0.025)
-        micro = 0.018 * pink_noise(r, self.phw, 1.0) + 0.006 * _noise(r, self.phw, 0.5 * u / 144)
+        micro = 0.018 * pink_noise(r, self.phw, 1.0) + 0.006 * draw.noise(r, self.phw, 0.5 * u / 144)
         factor = (1.0 + bones - hollows + sides + micro)[..., None] * warm
         smooth = cv2.GaussianBlur(self.skin, (0, 0), 0.005 * u)  # calm the cartoon's pores
         self.skin = np.clip(smooth * factor + (tip * 120.0)[..., None], 0, 255).astype(np.float32)
@@ -177,19 +179,19 @@ class PhotoFaceRenderer(FaceRenderer):
     def _brows(self, img, lm) -> None:
         u = self.u
         for poly in self._brow_polygons(lm, 0.016, 0.04, 0.003):
-            box = _box(poly, 0.04 * u, self.phw)
-            m = cv2.GaussianBlur(_poly_mask((box[3] - box[1], box[2] - box[0]), poly, box), (0, 0), 0.01 * u)
+            box = draw.box(poly, 0.04 * u, self.phw)
+            m = cv2.GaussianBlur(draw.poly_mask((box[3] - box[1], box[2] - box[0]), poly, box), (0, 0), 0.01 * u)
             m *= 0.85 * self.brow_tex[box[1]:box[3], box[0]:box[2]]
             roi = img[box[1]:box[3], box[0]:box[2]]
             # hairs over skin: the brow colour, still carrying the skin's light and texture
-            _paint(img, box, m, roi * (self.id.brow / np.maximum(self.id.skin, 1.0)) * 0.9 + self.id.brow * 0.1)
+            draw.paint(img, box, m, roi * (self.id.brow / np.maximum(self.id.skin, 1.0)) * 0.9 + self.id.brow * 0.1)
 
     def _eyes(self, img, lm, gaze) -> None:
         u = self.u
         for pts, curve, box, hw in self._eye_regions(lm, 0.05):
             x0, y0 = box[0], box[1]
             roi = img[y0:box[3], x0:box[2]]
-            hard = _poly_mask(hw, curve, box)
+            hard = draw.poly_mask(hw, curve, box)
             m = cv2.GaussianBlur(hard, (0, 0), 0.005 * u)
             ew = float(np.linalg.norm(pts[3] - pts[0]))
             # the eyeball: off-white, shaded towards the corners and under the upper lid
@@ -213,11 +215,11 @@ class PhotoFaceRenderer(FaceRenderer):
             roi[:] = roi * (1 - m[..., None]) + np.minimum(eye, 255) * m[..., None]
             # lash line, lower lid and crease as soft shadows
             shadow = np.zeros(hw, np.float32)
-            upper = _catmull(pts[[0, 1, 2, 3]], False, 5) - [x0, y0]
-            lower = _catmull(pts[[3, 4, 5, 0]], False, 5) - [x0, y0]
-            cv2.polylines(shadow, [_fix(upper - [0, 0.003 * u])], False, 0.5, max(1, int(round(0.014 * u))), cv2.LINE_AA, 4)
-            cv2.polylines(shadow, [_fix(lower + [0, 0.002 * u])], False, 0.18, max(1, int(round(0.008 * u))), cv2.LINE_AA, 4)
-            cv2.polylines(shadow, [_fix(upper[1:-1] - [0, 0.024 * u])], False, 0.15, max(1, int(round(0.008 * u))), cv2.LINE_AA, 4)
+            upper = draw.catmull(pts[[0, 1, 2, 3]], False, 5) - [x0, y0]
+            lower = draw.catmull(pts[[3, 4, 5, 0]], False, 5) - [x0, y0]
+            cv2.polylines(shadow, [draw.fix(upper - [0, 0.003 * u])], False, 0.5, max(1, int(round(0.014 * u))), cv2.LINE_AA, 4)
+            cv2.polylines(shadow, [draw.fix(lower + [0, 0.002 * u])], False, 0.18, max(1, int(round(0.008 * u))), cv2.LINE_AA, 4)
+            cv2.polylines(shadow, [draw.fix(upper[1:-1] - [0, 0.024 * u])], False, 0.15, max(1, int(round(0.008 * u))), cv2.LINE_AA, 4)
             shadow = cv2.GaussianBlur(shadow, (0, 0), 0.008 * u)
             roi *= (1.0 - shadow)[..., None]
 
@@ -226,18 +228,18 @@ class PhotoFaceRenderer(FaceRenderer):
         outer, inner_pts, box, hw = self._mouth_region(lm, 0.05)
         x0, y0 = box[0], box[1]
         roi = img[y0:box[3], x0:box[2]]
-        lips = cv2.GaussianBlur(_poly_mask(hw, outer, box), (0, 0), 0.007 * u)
+        lips = cv2.GaussianBlur(draw.poly_mask(hw, outer, box), (0, 0), 0.007 * u)
         yy = np.arange(hw[0], dtype=np.float32)[:, None] + y0
         mid = float(lm[[62, 66], 1].mean())
         # upper lip faces down (darker), lower lip faces the light with a soft highlight
         below = 1.0 / (1.0 + np.exp(-(yy - mid) / (0.006 * u)))
         tone = 0.84 + 0.16 * below + 0.12 * np.exp(-((yy - mid - 0.028 * u) / (0.014 * u)) ** 2)
         tint = self.id.lips / np.maximum(self.id.skin, 1.0)
-        _paint(img, box, lips * 0.9, roi * tint * tone[..., None])
+        draw.paint(img, box, lips * 0.9, roi * tint * tone[..., None])
         gap = float(np.mean(inner_pts[[5, 6, 7], 1] - inner_pts[[3, 2, 1], 1]))
         if gap > 0.3:
-            inner = _catmull(inner_pts, True, 6)
-            m = cv2.GaussianBlur(_poly_mask(hw, inner, box), (0, 0), 0.003 * u)
+            inner = draw.catmull(inner_pts, True, 6)
+            m = cv2.GaussianBlur(draw.poly_mask(hw, inner, box), (0, 0), 0.003 * u)
             mouth = self._cavity(roi, box, inner_pts, yy, mid, tongue, gaps=False, lift=0.02 * u)
             mouth = cv2.GaussianBlur(mouth, (0, 0), 0.004 * u)
             # teeth are not paper-white, and lie in the face's light and the mouth's shade
@@ -248,16 +250,16 @@ class PhotoFaceRenderer(FaceRenderer):
             mouth *= (0.7 + 0.3 * np.clip((yy - float(inner_pts[[1, 2, 3], 1].mean())) / (0.03 * u), 0, 1))[..., None]
             roi[:] = roi * (1 - m[..., None]) + mouth * m[..., None]
         if tuck > 0.2:  # upper teeth resting on the lower lip
-            up = _catmull(inner_pts[[1, 2, 3]], False, 4) - [x0, y0]
+            up = draw.catmull(inner_pts[[1, 2, 3]], False, 4) - [x0, y0]
             band = np.vstack([up, (up + [0, 0.02 * u])[::-1]])
-            tm = cv2.GaussianBlur(_poly_mask(hw, band + [x0, y0], box), (0, 0), 0.004 * u) * min(1.0, tuck)
-            _paint(img, box, tm, np.array([214, 208, 196], np.float32))
+            tm = cv2.GaussianBlur(draw.poly_mask(hw, band + [x0, y0], box), (0, 0), 0.004 * u) * min(1.0, tuck)
+            draw.paint(img, box, tm, np.array([214, 208, 196], np.float32))
         # soft shadows too: the lip line fades as the lips part (the open mouth is dark already)
         closed = float(np.clip(1.0 - gap / (0.02 * u), 0.0, 1.0))
-        line = _catmull(inner_pts[[0, 1, 2, 3, 4]], False, 5)
-        cv2.polylines(dark, [_fix(line)], False, int(40 + 130 * closed), max(1, int(round(0.01 * u))), cv2.LINE_AA, 4)
+        line = draw.catmull(inner_pts[[0, 1, 2, 3, 4]], False, 5)
+        cv2.polylines(dark, [draw.fix(line)], False, int(40 + 130 * closed), max(1, int(round(0.01 * u))), cv2.LINE_AA, 4)
         for c in (lm[48], lm[54]):
-            cv2.circle(dark, _fix(c)[0, 0], int(0.01 * u * 16), 90, -1, cv2.LINE_AA, 4)
+            cv2.circle(dark, draw.fix(c)[0, 0], int(0.01 * u * 16), 90, -1, cv2.LINE_AA, 4)
 
     # ---- camera ----------------------------------------------------------------------
     def _finish(self, frame: np.ndarray, pose: Pose, grain_index: int) -> np.ndarray:
