@@ -2,7 +2,7 @@
 both precisions, against the run-to-run spread of fp32 (issue 12, part 2).
 
     python scripts/bf16_curves.py run      # train the runs (resumable; one after another, or `--only`)
-    python scripts/bf16_curves.py summary  # runs/curves/*/val.csv -> results/bf16-curves.{md,png}
+    python scripts/bf16_curves.py summary  # runs/curves/*/val.csv -> results/speed/bf16-curves.{md,png}
 
 Each run is `mmsd train` of the `small` config from random weights on the synthetic corpus
 (`data/cache`), with the shipped stage-1 recipe shortened to `ITERATIONS` (lr 5e-4 -> 1e-6 on
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("run", "summary"))
     parser.add_argument("--only", nargs="+", choices=NAMES, help="runs to train (default: all, in order)")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "cache")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bf16-curves")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "speed" / "bf16-curves")
     args = parser.parse_args(argv)
     if args.action == "summary":
         summary(args.out)

@@ -1,6 +1,6 @@
 """`mmsd decode --precision bf16` against `--precision fp32`, end to end, in the same run (issue 12).
 
-    python scripts/bf16_decode.py [--model mmsd] [--repeats 3] [--threads 2] --out results/bf16-decode-xeon
+    python scripts/bf16_decode.py [--model mmsd] [--repeats 3] [--threads 2] --out results/speed/bf16-decode-xeon
 
 Each decode is the command a user runs (`mmsd decode LOW -o OUT --precision P`), in its own
 process, on a clip like the one `mmsd bench` times end to end (a synthesized test actor, 480x288
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--text", default=TEXT, help="what the synthesized actor says (sets the clip's length)")
     parser.add_argument("--out", type=Path, required=True,
-                        help="where to write OUT.json and OUT.md (e.g. results/bf16-decode-xeon: one per CPU)")
+                        help="where to write OUT.json and OUT.md (e.g. results/speed/bf16-decode-xeon: one per CPU)")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="mmsd-bf16-decode-"))
     low = make_clip(folder, args.text)

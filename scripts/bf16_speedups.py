@@ -1,7 +1,7 @@
 """bf16 against fp32 on each CPU measured: one table of speed-ups from `mmsd bench` JSON files
 and `scripts/bf16_decode.py` results (issue 12).
 
-    python scripts/bf16_speedups.py                     # the defaults below -> results/bf16-speedups.md
+    python scripts/bf16_speedups.py                     # the defaults below -> results/speed/bf16-speedups.md
 
 For every bench file, each network timed in both precisions gives its streaming speed (the
 network alone, batch 1, 120x72 -> 480x288) and, where timed, its training step (batch 8, 32x32
@@ -21,21 +21,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # each: (a name for the CPU in the table, bench JSON files of it; a later file's row wins)
 BENCHES = {
-    "Xeon, AMX + AVX512-BF16": ["results/bench-xeon-2threads.json", "results/bench-xeon-train.json"],
-    "Xeon, AMX + AVX512-BF16, another machine, other jobs paused": ["results/bench-xeon-idle-mmsd.json"],
-    "EPYC, AVX512-BF16, no AMX": ["results/bench-epyc-2threads-mmsd.json"],
-    "Xeon, AMX + AVX512-BF16, idle (2026-12-03, two decode workers)": ["results/bench-xeon-train-idle.json"],
+    "Xeon, AMX + AVX512-BF16": ["results/speed/bench-xeon-2threads.json", "results/speed/bench-xeon-train.json"],
+    "Xeon, AMX + AVX512-BF16, another machine, other jobs paused": ["results/speed/bench-xeon-idle-mmsd.json"],
+    "EPYC, AVX512-BF16, no AMX": ["results/speed/bench-epyc-2threads-mmsd.json"],
+    "Xeon, AMX + AVX512-BF16, idle (2026-12-03, two decode workers)": ["results/speed/bench-xeon-train-idle.json"],
 }
 # (a name for the CPU in the table, a `scripts/bf16_decode.py` JSON of it)
-DECODES = [("Xeon, AMX + AVX512-BF16", "results/bf16-decode-xeon.json"),
+DECODES = [("Xeon, AMX + AVX512-BF16", "results/speed/bf16-decode-xeon.json"),
            ("Xeon, AMX + AVX512-BF16, a niced one-worker job on the other core (2026-12-03)",
-            "results/bf16-decode-xeon-loaded.json"),
-           ("EPYC, AVX512-BF16, no AMX", "results/bf16-decode-epyc.json"),
+            "results/speed/bf16-decode-xeon-loaded.json"),
+           ("EPYC, AVX512-BF16, no AMX", "results/speed/bf16-decode-epyc.json"),
            # after the decoder's MFCC stopped importing scipy (1 s per decode) and restored frames on two workers
-           ("Xeon, AMX + AVX512-BF16, idle, two workers (2026-12-03)", "results/bf16-decode-xeon-workers.json"),
-           ("Xeon, AMX + AVX512-BF16, idle, two workers (2026-12-03)", "results/bf16-decode-xeon-fast.json")]
+           ("Xeon, AMX + AVX512-BF16, idle, two workers (2026-12-03)", "results/speed/bf16-decode-xeon-workers.json"),
+           ("Xeon, AMX + AVX512-BF16, idle, two workers (2026-12-03)", "results/speed/bf16-decode-xeon-fast.json")]
 # (the CPU the evals ran on, {precision: `mmsd eval` output folder})
-EVALS = ("EPYC, AVX512-BF16, no AMX", {"fp32": "results/bf16-eval-fp32", "bf16": "results/bf16-eval-bf16"})
+EVALS = ("EPYC, AVX512-BF16, no AMX", {"fp32": "results/speed/bf16-eval-fp32", "bf16": "results/speed/bf16-eval-bf16"})
 
 
 def _rows(paths: list[Path]) -> tuple[dict, dict[tuple[str, str], dict]]:
@@ -110,7 +110,7 @@ def quality_table(cpu: str, folders: dict[str, Path]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bf16-speedups.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "speed" / "bf16-speedups.md")
     args = parser.parse_args(argv)
     lines = ["bf16 autocast against fp32, per CPU (`python scripts/bf16_speedups.py`; speed-up = fp32 time / "
              "bf16 time). Streaming: the network alone, batch 1, 120x72 -> 480x288; training step: batch 8, "

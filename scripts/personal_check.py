@@ -305,8 +305,8 @@ def summary(out: Path) -> None:
             "(kind `call`) the second half of a 20 s CIF call (whole frames) after tuning on its first half, "
             "sent by `mmsd encode` and restored as `mmsd decode` restores it, or (kind `actorcall`) 4 of a "
             "synthetic actor's statement-02 videos sent and restored that way as whole 640x360 frames. "
-            "Minutes: wall time of `mmsd personalize` as it ran (on a shared or an idle CPU: README, \"A personal "
-            "model\").",
+            "Minutes: wall time of `mmsd personalize` as it ran (on a shared or an idle CPU: "
+            "docs/personal.md).",
             "",
             "| check | general model (weights SHA-256) | settings | footage | Bicubic | general | personal "
             "| gain over general | gain over Bicubic | minutes |",

@@ -1,6 +1,6 @@
 """`mmsd decode` end to end for several models and worker counts, interleaved, in the same run (issue 12).
 
-    python scripts/realtime_decode.py --settings mmsd:1 mmsd:2 mmsd-fast:1 mmsd-fast:2 --out results/realtime-xeon
+    python scripts/realtime_decode.py --settings mmsd:1 mmsd:2 mmsd-fast:1 mmsd-fast:2 --out results/speed/realtime-xeon
 
 Each setting is MODEL:WORKERS, decoded as a user runs it (`mmsd decode LOW -o OUT --model MODEL --workers
 WORKERS`, its own process, default precision and threads) on the clip of `scripts/bf16_decode.py` (a

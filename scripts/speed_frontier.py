@@ -1,7 +1,7 @@
 """Speed against quality: every decoder configuration that has both a measured speed and a
 measured face PSNR (issue 12, part 3), and which of them no other configuration beats on both.
 
-    python scripts/speed_frontier.py                    # the defaults below -> results/speed_frontier.*
+    python scripts/speed_frontier.py                    # the defaults below -> results/speed/speed_frontier.*
 
 Speeds come from `mmsd bench` JSON files of one machine (a later file overrides an earlier one
 for the same model, engine, precision and thread count), qualities from `mmsd eval` Table 1 JSON
@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # the Xeon with AMX of 2026-12-01 (fp32 and bf16); the AMD EPYC benches of 2026-11-24 are fp32 only
 # and the Xeon of 2026-12-03 with frames restored on worker threads (`Restorer(workers=)`, bf16)
-BENCHES = ["results/bench-xeon-2threads.json", "results/bench-xeon-train.json", "results/bench-xeon-workers.json"]
+BENCHES = ["results/speed/bench-xeon-2threads.json", "results/speed/bench-xeon-train.json",
+           "results/speed/bench-xeon-workers.json"]
 # the per-frame scores hold every model `make results` / `make realfaces` evaluated, the tables only their rows
 TABLES = {"synthetic test actors": "results/table1.json,results/ablation.json,results/per_frame.csv",
           "real faces": "results/realfaces/table1.json,results/realfaces/ablation.json,results/realfaces/per_frame.csv"}
@@ -110,7 +111,7 @@ def main() -> int:
     parser.add_argument("--table", nargs="+", metavar="NAME=PATH",
                         default=[f"{name}={paths}" for name, paths in TABLES.items()])
     parser.add_argument("--crf", type=int, default=32, help="CRF whose PSNR decides the frontier (default 32)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "speed_frontier")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "speed" / "speed_frontier")
     args = parser.parse_args()
 
     configs = [c for c in sorted(read_benches(args.bench).values(), key=lambda c: -c.fps) if c.stream_fps]

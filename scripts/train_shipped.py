@@ -17,7 +17,7 @@ the same with the real faces 20% `faces`, 20% `morefaces`. Recipe 1 (`--recipe 1
 before for the MMSD-Nets): 25% corpus, 20% photo-style corpus, 30% photos, 15% leaves, 10% far
 faces. Recipes 3-5 are probes on recipe 2's budget that add real faces (3: `faces` 15%; 4: and
 opencv-doc's scenes; 5: and `morefaces` 15%). The cGAN's lambda1 is 0.001 in stage 2,
-not the paper's 0.01 (`--adv-weight`; README "Real faces": with 0.01 it paints a blob at the
+not the paper's 0.01 (`--adv-weight`; docs/results.md, "Real faces": with 0.01 it paints a blob at the
 mouth of real faces and falls below Bicubic).
 The MMSD-Nets with an audio branch also switch to normalised MFCC (``mfcc_norm=cmvn``) and
 hear a voice variant of the clip's audio in half of the samples (`mmsd voices`). The starting
@@ -72,7 +72,7 @@ MODELS: dict[str, tuple[list[str], str]] = {  # in training order: the slow base
 
 
 # stage 2: one recipe for every model (the mixture's shares were chosen on the real-face validation set,
-# `mmsd content portraits`, with probes of mmsd: README "Real faces"; never on the test actors).
+# `mmsd content portraits`, with probes of mmsd: docs/results.md, "Real faces"; never on the test actors).
 # Recipe 1 (800 iterations, 35% real images) is kept for the record of runs/real; recipe 2 (3x longer, 45% real
 # images and the photo-style corpus: probe v2) doubled the real-face gain of mmsd at CRF 32; recipe 3 (15% of
 # the samples from real faces instead of photo-style corpus and photos) added 0.09 dB more there, recipe 4
@@ -114,7 +114,8 @@ REAL_RECIPES: dict[int, tuple[str, list[str]]] = {
                   "--mix", "data/cache-photo:0.15", "data/photos:0.05", "data/leaves:0.1", "data/cache-far:0.1",
                   "data/faces:0.12", "data/morefaces:0.08", "data/pypifaces:0.2", "--audio-mismatch", "0.25"]),
 }
-REAL_RECIPE = 7  # the one the shipped models follow (chosen on the real-face validation set: README "Real faces")
+# the recipe the shipped models follow (chosen on the real-face validation set: docs/results.md, "Real faces")
+REAL_RECIPE = 7
 REAL_AUDIO = ["--set", "mfcc_norm=cmvn", "--voice-augment", "0.5"]  # the MMSD-Nets with an audio branch
 # name -> (stage-1 model it starts from, extra arguments)
 REAL_MODELS: dict[str, tuple[str, list[str]]] = {  # slowest first
@@ -221,7 +222,7 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
            if train_cfg.get("voice_augment") else ""),
         f"- wall time: {info['wall_seconds'] / 60:.0f} min of a 2-core CPU, trained in "
         f"{info.get('precision', TRAINED_IN)} "
-        "(which CPU, and whether a second run shared it: README, Training)",
+        "(which CPU, and whether a second run shared it: docs/training.md)",
         "- validation face PSNR (held-out clips of the training actors): "
         + ", ".join(f"{k} {v:.2f} dB" for k, v in val.items()),
         "- command: `python scripts/train_shipped.py " + ("--stage real " if init else "")

@@ -19,7 +19,7 @@ names.
    from the same camera, sent as whole frames by `mmsd encode`. On such calls of real faces
    it gained 1.75 and 2.39 dB more than the head crop at CRF 32, but on footage whose scale
    differs from the one it is restored at by 1.2x (synthetic actors scored on head crops)
-   it lost 0.4-1.0 dB to the general model: fine-tuning this hard learns one scale (README).
+   it lost 0.4-1.0 dB to the general model: fine-tuning this hard learns one scale (docs/personal.md).
    `--crop whole` takes the largest centred 5:3 part of the frame. The face and mouth boxes
    the metrics use come from the same face box.
 2. The last `HELD_OUT` of each video (in time) is held out; the rest is the training
@@ -65,7 +65,7 @@ from mmsd.models.precision import add_argument as add_precision_argument
 if TYPE_CHECKING:
     from mmsd.data.prepare import ClipContent
 
-# chosen on a synthetic actor of an unseen seed and real training faces (README): 600 iterations at 1e-4, 6e-4
+# chosen on a synthetic actor of an unseen seed and real training faces (docs/personal.md): 600 iterations at 1e-4, 6e-4
 # and 1e-3 gained 0.89, 0.49 and 0.26 dB less at CRF 32 on the actor than 900 at 2e-3 (600 at 2e-3: 0.18 less)
 DEFAULT_ITERATIONS = 900  # ~4-6 min of training on one idle core with bf16 (MMSD small, batch 8)
 PERSONAL_LR = 2e-3
@@ -314,9 +314,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="head: one face-centred 5:3 crop per video, the paper's framing, shrunk to 480x288 "
                              "when larger, never magnified (default); native: 480x288 source pixels about the "
                              "face, neither magnified nor shrunk, for calls restored from the same camera at the "
-                             "same size as the footage (a smaller video's sides reflected; README); head-zoom: "
-                             "the head crop scaled up to 480x288 when smaller; whole: the largest centred 5:3 "
-                             "part of the frame, resized to 480x288")
+                             "same size as the footage (a smaller video's sides reflected; docs/personal.md); "
+                             "head-zoom: the head crop scaled up to 480x288 when smaller; whole: the largest "
+                             "centred 5:3 part of the frame, resized to 480x288")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_precision_argument(parser)
