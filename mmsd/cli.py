@@ -19,23 +19,23 @@ from mmsd.errors import MmsdError, MmsdWarning
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("mmsd.data.synth.generate", "write the synthetic RAVDESS-like talking-head corpus"),
+    "synth": ("mmsd.commands.synth", "write the synthetic RAVDESS-like talking-head corpus"),
     "prepare": ("mmsd.commands.prepare", "turn a RAVDESS-layout corpus into a training cache"),
     "content": ("mmsd.data.content", "caches of real-image content: the real-face validation set, natural photos, "
                                      "dead leaves"),
     "encode": ("mmsd.commands.encode",
                "sender: downsample, x264 at a CRF, carry the audio, write emotion side information"),
     "decode": ("mmsd.commands.decode", "receiver: restore a low bit-rate video with a soft decoder (audio copied)"),
-    "voices": ("mmsd.data.voices",
+    "voices": ("mmsd.commands.voices",
                "voice variants of a cache's audio (pitch, room, noise, AAC) for `train --voice-augment`"),
     "train": ("mmsd.commands.train", "train MMSD-Net (or a baseline) on a prepared cache"),
     "eval": ("mmsd.commands.eval",
              "the paper's evaluation: Table 1, ablation, per-emotion gains, figures, BD-rate"),
-    "train-emotion": ("mmsd.training.train_emotion",
+    "train-emotion": ("mmsd.commands.train_emotion",
                       "train the sender-side emotion classifier (for encode --emotion auto)"),
-    "finetune": ("mmsd.training.finetune",
+    "finetune": ("mmsd.commands.finetune",
                  "adapt a model to one test speaker and score it (person-ID prior, Sec. 4.3)"),
-    "personalize": ("mmsd.training.personalize",
+    "personalize": ("mmsd.commands.personalize",
                     "a personal model: fine-tune a model on earlier footage of one speaker (any video)"),
     "demo": ("mmsd.commands.demo", "run the built-in demonstration"),
     "bench": ("mmsd.commands.bench",

@@ -292,6 +292,7 @@ def test_eval_cli_rejects_unknown_gain_model(prepared_cache, tmp_path):
 
 def test_finetune_adapts_on_statement_1_and_scores_statement_2(prepared_cache, tmp_path, monkeypatch):
     import mmsd.training.train
+    from mmsd.commands import finetune as finetune_command
     from mmsd.models.weights import save_model
     from mmsd.training import finetune
 
@@ -313,10 +314,10 @@ def test_finetune_adapts_on_statement_1_and_scores_statement_2(prepared_cache, t
     monkeypatch.setattr(mmsd.training.train, "Trainer", FakeTrainer)
     general = tiny_dbpn(tmp_path / "general.safetensors")
     parser = argparse.ArgumentParser()
-    finetune.add_arguments(parser)
+    finetune_command.add_arguments(parser)
     args = parser.parse_args(["--from", str(general), "--actor", "19", "--data", str(prepared_cache),
                               "--out", str(tmp_path / "prior"), "--iterations", "3", "--no-progress"])
-    assert finetune.run(args) == 0
+    assert finetune_command.run(args) == 0
     assert calls["train_keys"] == ["Actor_19/01-01-05-01-01-02-19"]  # statement 01 only
     assert calls["cfg"].train_actors == (19,) and calls["cfg"].iterations == 3 and not calls["cfg"].gan
     assert calls["precision"] == "auto"

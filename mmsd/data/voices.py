@@ -1,5 +1,5 @@
-"""`mmsd voices CACHE`: voice variants of a cache's audio, for training an audio branch that
-a voice unlike the training voices does not confuse (issue 13, part 3).
+"""Voice variants of a cache's audio (`mmsd voices CACHE`, `mmsd.commands.voices`), for training an audio
+branch that a voice unlike the training voices does not confuse (issue 13, part 3).
 
 The synthetic corpus speaks with a few espeak voices; a user's speaker is a human with
 another pitch, another vocal tract, another microphone and room, and an audio track that
@@ -28,7 +28,6 @@ clips that already have their variants; files are written atomically.
 
 from __future__ import annotations
 
-import argparse
 import io
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -171,33 +170,25 @@ def _done(clip: ClipMeta, variants: int) -> bool:
         return npz["mfcc"].shape[0] >= variants
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("cache", type=Path, help="cache written by `mmsd prepare` (its source videos still there)")
-    parser.add_argument("--variants", type=int, default=DEFAULT_VARIANTS,
-                        help=f"voice variants per clip (default {DEFAULT_VARIANTS})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.variants < 1 or args.workers < 1:
-        raise MmsdError(f"--variants and --workers must be >= 1, got {args.variants} and {args.workers}")
-    index = ClipIndex(args.cache)
+def add_voices(cache: str | Path, *, variants: int = DEFAULT_VARIANTS, seed: int = 0, workers: int = 1,
+               progress: bool = True) -> tuple[int, int, int]:
+    """Give every clip of `cache` with audio `variants` voice variants (clips that have them are skipped);
+    returns (clips given them now, clips that had them, clips without audio)."""
+    if variants < 1 or workers < 1:
+        raise MmsdError(f"--variants and --workers must be >= 1, got {variants} and {workers}")
+    index = ClipIndex(cache)
     mfcc_settings = index.settings.get("mfcc") or {}
     clips = [c for c in index.clips if c.has_audio]
-    todo = [c for c in clips if not _done(c, args.variants)]
-    jobs = [(clip, args.variants, args.seed, mfcc_settings) for clip in todo]
+    todo = [c for c in clips if not _done(c, variants)]
+    jobs = [(clip, variants, seed, mfcc_settings) for clip in todo]
     with tqdm(total=len(clips), initial=len(clips) - len(todo), unit="clip", desc="voices",
-              disable=args.no_progress, dynamic_ncols=True) as bar:
-        if args.workers == 1:
+              disable=not progress, dynamic_ncols=True) as bar:
+        if workers == 1:
             for job in jobs:
                 _write_clip(job)
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(args.workers) as pool:
+            with ProcessPoolExecutor(workers) as pool:
                 for _ in pool.map(_write_clip, jobs):
                     bar.update(1)
-    print(f"mmsd voices: {len(todo)} clips given {args.variants} voice variants, "
-          f"{len(clips) - len(todo)} already had them, {len(index.clips) - len(clips)} without audio, in {args.cache}")
-    return 0
+    return len(todo), len(clips) - len(todo), len(index.clips) - len(clips)

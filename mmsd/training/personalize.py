@@ -45,7 +45,6 @@ optimistic; it tells the user whether the footage helped at all.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 import tempfile
@@ -60,7 +59,6 @@ import numpy as np
 from mmsd.data.degrade import DegradeConfig, FaceCrop, face_mouth_boxes, native, unmagnified
 from mmsd.errors import MmsdError
 from mmsd.media.timing import FrameTiming
-from mmsd.models.precision import add_argument as add_precision_argument
 
 if TYPE_CHECKING:
     from mmsd.data.prepare import ClipContent
@@ -285,48 +283,3 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
     }}
     weights.save_model(out, name=name, config=config, state=tensors, info=info)
     return result
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("videos", type=Path, nargs="+", metavar="VIDEO",
-                        help="earlier high-quality footage of the speaker (any size, frame rate, container)")
-    parser.add_argument("--from", dest="base", required=True, metavar="NAME|PATH",
-                        help="the model to start from: a shipped name (e.g. mmsd, mmsd-real) or a weights file")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.safetensors",
-                        help="the personal model (for `mmsd decode --model OUT`)")
-    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
-                        help=f"fine-tuning iterations of batch 8 (default {DEFAULT_ITERATIONS}; each ~0.3-0.8 s "
-                             f"of one core for MMSD-Net small)")
-    parser.add_argument("--lr", type=float, default=PERSONAL_LR,
-                        help=f"learning rate at the start, decaying to 1e-6 (default {PERSONAL_LR})")
-    parser.add_argument("--patch", type=int, default=PERSONAL_PATCH,
-                        help=f"side of the low-resolution training crops, centred on the face (default "
-                             f"{PERSONAL_PATCH}; the cost of an iteration grows with its square)")
-    parser.add_argument("--tune-only", nargs="+", default=[], metavar="PART",
-                        help="train only these top-level parts of the network (e.g. reconstruction), the rest "
-                             "frozen (default: all of it)")
-    parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40],
-                        help="x264 CRFs the footage is degraded at (default 15 32 40)")
-    parser.add_argument("--crop", choices=sorted(PREPARE_CROP), default="head",
-                        help="head: one face-centred 5:3 crop per video, the paper's framing, shrunk to 480x288 "
-                             "when larger, never magnified (default); native: 480x288 source pixels about the "
-                             "face, neither magnified nor shrunk, for calls restored from the same camera at the "
-                             "same size as the footage (a smaller video's sides reflected; docs/personal.md); "
-                             "head-zoom: the head crop scaled up to 480x288 when smaller; whole: the largest "
-                             "centred 5:3 part of the frame, resized to 480x288")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    add_precision_argument(parser)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars while preparing and scoring")
-
-
-def run(args: argparse.Namespace) -> int:
-    result = personalize(args.videos, base=args.base, out=args.output, iterations=args.iterations, lr=args.lr,
-                         crfs=tuple(args.crf), crop=args.crop, device=args.device, precision=args.precision,
-                         seed=args.seed, progress=not args.no_progress, patch=args.patch,
-                         tune_only=tuple(args.tune_only))
-    print(result.summary())
-    return 0
