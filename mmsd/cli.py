@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "time the soft decoders here: model and end-to-end frames/s, real-time factor, memory"),
     "models": ("mmsd.commands.catalog", "list the models available by name: kind, size, purpose, validation figures"),
     "export": ("mmsd.commands.export", "write a restoration network as an ONNX graph (for `decode --engine onnx`)"),
+    "serve": ("mmsd.web.serve", "the tool in a browser: drop a video, see it restored beside Bicubic (offline)"),
 }
 
 

@@ -25,7 +25,8 @@ RANKS = {
     "restore": 3, "sender": 3,
     "evaluation": 4,
     "training": 5,
-    "commands": 6, "cli": 6, "web": 6, "__init__": 6,
+    "commands": 6, "cli": 6, "__init__": 6,
+    "web": 7,  # `mmsd serve`: a page over the commands (it lists the models as `mmsd models` does)
 }
 MAX_TOP_MODULES = 8
 MAX_LINES = 600

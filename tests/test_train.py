@@ -89,6 +89,20 @@ def test_resume_continues_exactly_as_one_straight_run(prepared_cache, tmp_path):
     assert rows[0]["adv"] == "" and float(rows[-1]["adv"]) > 0  # L_adv off before adv_start
 
 
+def test_snapshots_keep_the_weights_of_their_iteration(prepared_cache, tmp_path):
+    cfg = tiny_config(iterations=4, snapshot_every=2, checkpoint_every=2)
+    start(cache=prepared_cache, out=tmp_path / "run", model_name="mmsd", model_config=TINY, cfg=cfg, device="cpu")
+    snapshots = sorted((tmp_path / "run" / "snapshots").iterdir())
+    assert [p.name for p in snapshots] == ["model-000002.safetensors", "model-000004.safetensors"]
+    _, _, last, info = weights.read_model(snapshots[-1])
+    _, _, final, _ = weights.read_model(tmp_path / "run" / "model.safetensors")
+    assert info["iterations"] == 4
+    for key in final:
+        torch.testing.assert_close(last[key], final[key], msg=key)
+    _, _, first, _ = weights.read_model(snapshots[0])
+    assert any(not torch.equal(first[k], last[k]) for k in last)
+
+
 def test_cosine_schedule_decays_every_group_to_lr_min(prepared_cache, tmp_path):
     cfg = tiny_config(iterations=8, lr=1e-3, lr_min=1e-5, lr_schedule="cosine", gan=True, adv_start=0)
     trainer = Trainer(model_name="mmsd", model_config=TINY, cfg=cfg, cache=prepared_cache, out=tmp_path, device="cpu")

@@ -51,3 +51,16 @@ def test_the_decoders_default_models_are_shipped():
         assert (weights.SHIPPED_DIR / f"{name}.md").is_file(), name
         _, config, _ = load_network(name)
         assert bool(config.get("causal", False)) is causal, name
+
+
+def test_make_data3_builds_every_cache_stage_3_reads():
+    """`make data3` is what a fresh session runs before stage 3: it must write every cache the recipes mix."""
+    script = _train_shipped()
+    makefile = (ROOT / "Makefile").read_text()
+    (s3,) = re.findall(r"^S3 := (\S+)$", makefile, flags=re.MULTILINE)
+    assert s3 == script.S3
+    built = {out.replace("$(S3)", s3) for out in re.findall(r"--out (\S+)", makefile)}
+    for _, arguments in script.VIDEO_RECIPES.values():
+        mixed = [a.rsplit(":", 1)[0] for a in arguments[arguments.index("--mix") + 1:] if ":" in a]
+        assert mixed and set(mixed) <= built, set(mixed) - built
+    assert f"{s3}/cache" in built  # the main cache (`--data` of stage 3)

@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, dest="num_workers")
     parser.add_argument("--val-every", type=int)
     parser.add_argument("--checkpoint-every", type=int)
+    parser.add_argument("--snapshot-every", type=int, metavar="N",
+                        help="also keep the weights every N iterations in RUN/snapshots/ (for learning curves)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_precision_argument(parser)

