@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from personal_check import ROOT, score_sent  # scripts/ is on sys.path when this file runs
+from personal_check import ROOT, restored, score_sent  # scripts/ is on sys.path when this file runs
 
 # clip -> (seconds from the validation source's first frame, length in seconds (None = to the end))
 CALLS = {"franck_late": (16.0, 12.0), "single_face": (0.0, None), "wolfgang": (0.0, None)}
@@ -36,6 +36,8 @@ def main() -> int:
     parser.add_argument("--frame-step", type=int, default=2, help="score every k-th frame (default 2)")
     parser.add_argument("--clips", nargs="+", choices=list(CALLS), default=list(CALLS))
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "realvideo")
+    parser.add_argument("--figure", action="store_true",
+                        help="also OUT/realvideo.png: the face of each clip's middle frame, per model, at the first CRF")
     args = parser.parse_args()
 
     from mmsd.data import realvideo
@@ -50,6 +52,7 @@ def main() -> int:
     sources = {s.name: s for s in realvideo.sources("val")}
     started = time.monotonic()
     table: dict[str, dict] = {}
+    shown = []
     for clip in args.clips:
         offset, seconds = CALLS[clip]
         video, truth, boxes = realvideo.write_call(sources[clip], calls_dir, seconds=seconds, offset_seconds=offset)
@@ -58,6 +61,7 @@ def main() -> int:
         table[clip] = {"frames": len(truth), "size": list(truth.shape[2:0:-1]),
                        "face_height": float(np.median(boxes[:, 3] - boxes[:, 1])), "face_psnr": psnr}
         print(clip, json.dumps(psnr), file=sys.stderr)
+        shown.append((clip, video, truth, boxes))
 
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"protocol": __doc__.split("\n\n")[0].replace("\n", " "), "crfs": args.crf,
@@ -65,8 +69,39 @@ def main() -> int:
               "seconds": round(time.monotonic() - started, 1), "clips": table}
     (args.out / "realvideo.json").write_text(json.dumps(record, indent=1) + "\n")
     (args.out / "realvideo.md").write_text(markdown(record))
+    if args.figure:
+        figure(shown, models, args.crf[0], calls_dir, args.out / "realvideo.png")
     print(markdown(record))
     return 0
+
+
+def figure(calls, models: dict[str, str], crf: int, calls_dir: Path, path: Path, height: int = 180) -> None:
+    """One row per clip: the face (its box with a margin) in the middle frame as each model restores the clip
+    sent at `crf`, then the original."""
+    import cv2
+
+    from mmsd.restore.restorer import Restorer
+
+    rows = []
+    for clip, video, truth, boxes in calls:
+        t = len(truth) // 2
+        x0, y0, x1, y1 = boxes[t]
+        pad = int(0.25 * (y1 - y0))
+        y0, y1 = max(0, y0 - pad), min(truth.shape[1], y1 + pad)
+        x0, x1 = max(0, x0 - pad), min(truth.shape[2], x1 + pad)
+        sent = calls_dir / f"{video.stem}-crf{crf}.mp4"
+        tiles = []
+        for name, model in [*models.items(), ("original", None)]:
+            frame = truth[t] if model is None else next(f for i, f in enumerate(restored(Restorer(model), sent))
+                                                        if i == t)
+            size = (round(height * (x1 - x0) / (y1 - y0)), height)
+            tile = cv2.resize(np.ascontiguousarray(frame[y0:y1, x0:x1]), size, interpolation=cv2.INTER_AREA)
+            cv2.putText(tile, name, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(tile)
+        rows.append(np.concatenate(tiles, axis=1))
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
 
 
 def markdown(record: dict) -> str:

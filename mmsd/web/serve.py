@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import uvicorn
+
 from mmsd.commands import catalog
 from mmsd.models import weights
 from mmsd.errors import MmsdError
@@ -35,8 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if not args.max_mb > 0:
         raise MmsdError(f"--max-mb must be positive, got {args.max_mb}")
     sock = _listen(args.host, args.port)
@@ -52,10 +52,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         app = create_app(queue, models=_models(), default_model=DEFAULT_MODEL,
                          allowed_hosts=[*LOCAL_NAMES, args.host] if local else ["*"])
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                               timeout_graceful_shutdown=3))
-        print(f"mmsd serve: open {_address(args.host, sock.getsockname()[1])} in a browser "
-              f"(uploads and results in {root} until Ctrl-C stops the server)", flush=True)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=3)
+        server = _Server(config, f"mmsd serve: open {_address(args.host, sock.getsockname()[1])} in a browser "
+                                 f"(uploads and results in {root} until Ctrl-C stops the server)")
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
@@ -65,6 +64,20 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, on_term)
     print("mmsd serve: stopped; uploads and results removed", flush=True)
     return 0
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that prints `message` once it serves: after its Ctrl-C handlers are in place, so that a
+    Ctrl-C right after the address appears stops it as any other (before them, it could hang the start-up)."""
+
+    def __init__(self, config: uvicorn.Config, message: str) -> None:
+        super().__init__(config)
+        self.message = message
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            print(self.message, flush=True)
 
 
 def _listen(host: str, port: int) -> socket.socket:
