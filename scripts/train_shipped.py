@@ -116,8 +116,8 @@ REAL_RECIPES: dict[int, tuple[str, list[str]]] = {
 }
 # stage 3 (issue 39): the shipped (stage-2) weights tuned on the compact data of `make data3` with real talking-head
 # video in the mixture, 20,000 iterations on a cosine from lr 2e-4, snapshots every 1,000 for the learning curves
-# (scripts/curves.py). Probes A and B differ only in the share of real video (30% and 10%); the rest of each
-# mixture keeps recipe 7's proportions (no far faces: `make data3` does not render them).
+# (scripts/curves.py). Probes A and B differ in the share of real video (30% and 10%); the rest of each mixture
+# keeps about recipe 7's proportions (no far faces: `make data3` does not render them; docs/real-video.md).
 S3 = "data/s3"
 _VIDEO_COMMON = [*_REAL_COMMON, "--iterations", "20000", "--lr", "2e-4", "--val-every", "1000", "--snapshot-every",
                  "1000"]
