@@ -62,6 +62,11 @@ def score(model: Path, cache: Path, actors: tuple[int, ...]) -> dict[str, dict[s
     return out
 
 
+def label(run: Path) -> str:
+    """A run's name in tables and plots: its folder and its parent's (runs/video-a/mmsd-fast -> video-a/mmsd-fast)."""
+    return f"{run.parent.name}/{run.name}"
+
+
 def run_curves(run: Path, vals) -> dict:
     """RUN/curves.json, brought up to date: {val name: {iteration: scores}}."""
     path = run / "curves.json"
@@ -71,7 +76,7 @@ def run_curves(run: Path, vals) -> dict:
         for iteration, model in weights_of(run).items():
             if str(iteration) not in done:
                 done[str(iteration)] = score(model, cache, actors)
-                print(f"{run.name} {name} it {iteration}: {json.dumps(done[str(iteration)]['all'])}", file=sys.stderr)
+                print(f"{label(run)} {name} it {iteration}: {json.dumps(done[str(iteration)]['all'])}", file=sys.stderr)
                 path.write_text(json.dumps(curves, indent=1) + "\n")
     return curves
 
@@ -88,16 +93,16 @@ def main() -> int:
     parser.add_argument("--val", nargs="+", required=True, type=parse_val, metavar="NAME=CACHE:ACTORS")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    all_curves = {run.name: run_curves(run, args.val) for run in args.runs}
+    all_curves = {label(run): run_curves(run, args.val) for run in args.runs}
     args.out.mkdir(parents=True, exist_ok=True)
     lines = ["# Learning curves", "", f"Face PSNR gain over Bicubic (dB) at CRF {PLOT_CRF} of each run's snapshots "
              f"({FRAMES_PER_CLIP} frames per clip); `own` is the run's own validation (face PSNR, dB). Made by "
              "`python scripts/curves.py`.", ""]
     for run in args.runs:
-        curves = all_curves[run.name]
+        curves = all_curves[label(run)]
         own = own_validation(run) if (run / "val.csv").is_file() else {}
         columns = [(name, group) for name, _, _ in args.val for group in sorted(next(iter(curves[name].values())))]
-        lines += [f"## {run.name}", "", "| iteration | " + " | ".join(f"{n} {g}" for n, g in columns) + " | own |",
+        lines += [f"## {label(run)}", "", "| iteration | " + " | ".join(f"{n} {g}" for n, g in columns) + " | own |",
                   "|---|" + "---|" * (len(columns) + 1)]
         for iteration in sorted({int(i) for name, _, _ in args.val for i in curves[name]}):
             cells = [f"{curves[n].get(str(iteration), {}).get(g, {}).get(str(PLOT_CRF), float('nan')):+.2f}"
@@ -119,12 +124,12 @@ def plot(all_curves: dict, args, path: Path) -> None:
     fig, axes = plt.subplots(1, len(args.val), figsize=(5 * len(args.val), 3.6), squeeze=False)
     for ax, (name, _, _) in zip(axes[0], args.val):
         for run in args.runs:
-            curve = all_curves[run.name][name]
+            curve = all_curves[label(run)][name]
             iterations = sorted(int(i) for i in curve)
             for group in sorted(curve[str(iterations[0])]):
                 gains = [curve[str(i)][group][str(PLOT_CRF)] for i in iterations]
                 ax.plot(iterations, gains, marker="o", lw=2.0 if group == "all" else 0.8,
-                        label=f"{run.name} {group}")
+                        label=f"{label(run)} {group}")
         ax.axhline(0, color="grey", lw=0.5)
         ax.set(title=f"{name}, CRF {PLOT_CRF}", xlabel="iteration", ylabel="face PSNR gain over Bicubic (dB)")
         ax.legend(fontsize=6)
