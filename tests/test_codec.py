@@ -12,6 +12,7 @@ from mmsd.media.codec import (
     VideoWriter,
     encode_decode,
     frame_timing,
+    iter_audio,
     probe,
     read_audio,
     read_frames,
@@ -289,6 +290,75 @@ def test_audio_only_file_has_no_video(tmp_path):
     with pytest.raises(CodecError, match="no video stream"):
         read_frames(path)
     assert len(read_audio(path)) == pytest.approx(8000, abs=1030)
+
+
+def _damaged_copy(path, tmp_path, name: str, *changes: tuple[bytes, bytes], after: bytes = b""):
+    """`path` with the first `old` after `after` replaced by `new`, for each (old, new) of `changes`
+    (of the same length: every box keeps its size)."""
+    data = path.read_bytes()
+    for old, new in changes:
+        assert len(old) == len(new)
+        at = data.index(old, data.index(after))
+        data = data[:at] + new + data[at + len(old):]
+    damaged = tmp_path / name
+    damaged.write_bytes(data)
+    return damaged
+
+
+def test_a_stream_of_unknown_codec_is_a_codec_error(ntsc_clip, tmp_path):
+    # a damaged sample description (its code and descriptor) names a codec FFmpeg has no decoder for:
+    # PyAV gives that stream no codec context, so its rate or size was an AttributeError (and, read
+    # after the file was closed, a segfault)
+    path, _ = ntsc_clip
+    no_audio_codec = _damaged_copy(path, tmp_path, "no-audio-codec.mp4", (b"mp4a", b"zzzz"), (b"esds", b"zzzz"),
+                                   after=b"stsd")
+    for read in (probe, lambda p: list(iter_audio(p))):
+        with pytest.raises(CodecError, match=r"no-audio-codec\.mp4: the audio stream's codec is unknown"):
+            read(no_audio_codec)
+    no_video_codec = _damaged_copy(path, tmp_path, "no-video-codec.mp4", (b"avc1", b"zzzz"), after=b"stsd")
+    for read in (probe, frame_timing, read_frames, stream_bitrates):
+        with pytest.raises(CodecError, match=r"no-video-codec\.mp4: the video stream's codec is unknown"):
+            read(no_video_codec)
+
+
+def test_an_absurd_time_scale_is_a_codec_error_and_the_writer_leaves_nothing(ntsc_clip, tmp_path):
+    # the video track's time scale (mdhd) damaged to 2^31 - 1 ticks per second: frames 0.24 us apart
+    path, _ = ntsc_clip
+    data = path.read_bytes()
+    at = data.index(b"mdhd") + 16  # type, version and flags, two dates: then the time scale
+    damaged = tmp_path / "fast.mp4"
+    damaged.write_bytes(data[:at] + (2**31 - 1).to_bytes(4, "big") + data[at + 4:])
+    for read in (probe, frame_timing):
+        with pytest.raises(CodecError, match=r"fast\.mp4: the video stream's frame rate, .* fps, is not plausible"):
+            read(damaged)
+    # a rate past 32 bits, had one got through, is the writer's one-line error, and no temp file stays
+    with pytest.raises(CodecError, match="cannot set up the encoder"):
+        VideoWriter(tmp_path / "out.mp4", width=64, height=48, fps=Fraction(2**40))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.mp4"]
+
+
+def test_audio_that_cannot_be_copied_is_the_source_s_error_and_the_writer_leaves_nothing(ntsc_clip, tmp_path):
+    # every audio packet of the source at time 0 (the audio track's sample delta damaged to 0): the muxer
+    # refuses the second; the error was "OUT: writing failed (Invalid argument)", blaming the output
+    path, frames = ntsc_clip
+    data = path.read_bytes()
+    at = data.index(b"stts", data.index(b"soun")) + 16  # type, version and flags, entry count, sample count
+    stuck = tmp_path / "stuck.mp4"
+    stuck.write_bytes(data[:at] + bytes(4) + data[at + 4:])
+    with pytest.raises(CodecError, match=r"stuck\.mp4: its audio stream cannot be copied \(Invalid argument"):
+        with VideoWriter(tmp_path / "out.mp4", width=120, height=72, fps=NTSC, audio_from=stuck) as writer:
+            for frame in frames:
+                writer.write(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stuck.mp4"]
+
+
+def test_a_tag_that_is_not_utf8_reads_with_replacement_characters(ntsc_clip, tmp_path):
+    path, _ = ntsc_clip
+    damaged = _damaged_copy(path, tmp_path, "latin.mp4", (b"happy", b"h\xffp\xfey"))
+    assert probe(damaged).metadata["comment"] == "state=h\ufffdp\ufffdy-strong"
+    with VideoWriter(tmp_path / "copy.mp4", width=120, height=72, fps=NTSC, audio_from=damaged) as writer:
+        writer.write(gradient_frames(1, 120, 72)[0])  # the decoder's audio copy opens it too
+    assert probe(tmp_path / "copy.mp4").has_audio
 
 
 def test_bad_encoder_settings(tmp_path):

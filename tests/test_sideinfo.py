@@ -50,12 +50,18 @@ def test_from_states_run_length_codes():
         ('{"mmsd":1,"emotion":[[0,"happy"]]}', r"must be \[first frame, state id\]"),
         ('{"mmsd":1,"emotion":{"0":1}}', "must be a list"),
         ('{"mmsd":1,"crf":40}', "unknown keys: crf"),
+        # damaged comments (issue 40's fuzzer): past the JSON parser's limits, or megabytes long
+        ("[" * 5000, r"malformed side-information JSON \(nested too deeply\)"),
+        ('{"mmsd":1,"scale":' + "9" * 5000 + "}", r"malformed side-information JSON \(a number too long\)"),
+        ('{"mmsd":1,"emotion":[[0,4' + ",4" * 5000 + "]]}", r"got \[0, 4, 4, .*\.\.\.$"),
+        ('{"mmsd":1,"scale":"' + "x" * 5000 + '"}', r"got 'xxx.*\.\.\.$"),
+        ('{"mmsd":1' + "".join(f',"k{i}":0' for i in range(999)) + "}", "unknown keys: k0, k1, "),
     ],
 )
 def test_parse_rejects_bad_side_information_in_one_line(text, match):
     with pytest.raises(SideInfoError, match=match) as info:
         parse(text)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
 
 
 def test_from_metadata_ignores_plain_comments():

@@ -23,9 +23,11 @@ Choices where FFmpeg leaves room:
 * Metadata. mp4/mov files are written with ``movflags=use_metadata_tags`` so every
   key (``title``, ``comment`` and any side-information key) round-trips as given.
 * Damaged files. A file that FFmpeg cannot open (not a video, an mp4 cut before its
-  index) raises ``CodecError`` at once. A file that breaks mid-stream yields the
-  frames that decoded and then raises ``CodecError`` naming the frame index, so a
-  short read is never silent and a streaming consumer keeps what it got.
+  index), whose stream names a codec FFmpeg does not know, or whose frame rate is absurd
+  (a damaged time base) raises ``CodecError`` at once. A file that breaks mid-stream yields
+  the frames that decoded and then raises ``CodecError`` naming the frame index, so a
+  short read is never silent and a streaming consumer keeps what it got. Tags that are not
+  UTF-8 read with U+FFFD in them.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def _open(path: str | os.PathLike) -> av.container.InputContainer:
     if path.is_dir():
         raise CodecError(f"{path}: is a directory, not a video file")
     try:
-        return av.open(str(path))
+        # a tag that is not UTF-8 (a damaged comment) reads with U+FFFD in it, not as an error about no file
+        return av.open(str(path), metadata_errors="replace")
     except av.FFmpegError as err:
         raise CodecError(f"{path}: not a readable video file ({_reason(err)})") from None
 
@@ -102,7 +105,28 @@ def _video_stream(container: av.container.InputContainer, path) -> av.VideoStrea
     if not container.streams.video:
         container.close()
         raise CodecError(f"{path}: has no video stream")
-    return container.streams.video[0]
+    video = container.streams.video[0]
+    if video.codec_context is None:
+        message = _unknown_codec(path, video)
+        container.close()  # frees the stream too: no stream attribute may be read after this
+        raise CodecError(message)
+    return video
+
+
+def _audio_stream(container: av.container.InputContainer, path) -> av.AudioStream | None:
+    """The first audio stream, None if there is none; CodecError if it cannot be decoded."""
+    if not container.streams.audio:
+        return None
+    audio = container.streams.audio[0]
+    if audio.codec_context is None:
+        raise CodecError(_unknown_codec(path, audio))
+    return audio
+
+
+def _unknown_codec(path, stream: av.stream.Stream) -> str:
+    # a damaged header can name a codec FFmpeg has no decoder for; PyAV then gives the stream no
+    # codec context, and every codec attribute of it (rate, width, ...) raises AttributeError
+    return f"{path}: the {stream.type} stream's codec is unknown (a damaged stream header?)"
 
 
 def _stream_seconds(stream: av.stream.Stream) -> float | None:
@@ -117,17 +141,28 @@ def _start_seconds(stream: av.stream.Stream) -> float:
     return float(stream.start_time * stream.time_base)
 
 
+MAX_FPS = 1000  # the fastest video taken as real: high-speed phone cameras film at 960 fps
+
+
+def _plausible_rate(path, fps: Fraction | None) -> Fraction:
+    """`fps` as a Fraction; CodecError if missing or absurd (a damaged time base can make it millions)."""
+    if not fps:
+        raise CodecError(f"{path}: the video stream has no frame rate")
+    if not 0 < fps <= MAX_FPS:
+        raise CodecError(f"{path}: the video stream's frame rate, {float(fps):.6g} fps, is not plausible "
+                         f"(over {MAX_FPS}; a damaged time base?)")
+    return Fraction(fps)
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read the header of a video file. Raises CodecError if missing, unreadable or without video."""
     with _open(path) as container:
         video = _video_stream(container, path)
-        fps = video.average_rate or video.guessed_rate or video.base_rate
-        if not fps:
-            raise CodecError(f"{path}: the video stream has no frame rate")
+        fps = _plausible_rate(path, video.average_rate or video.guessed_rate or video.base_rate)
         duration = _stream_seconds(video)
         if duration is None and container.duration is not None:
             duration = container.duration / av.time_base
-        audio = container.streams.audio[0] if container.streams.audio else None
+        audio = _audio_stream(container, path)
         return VideoInfo(
             width=video.codec_context.width,
             height=video.codec_context.height,
@@ -153,17 +188,21 @@ def frame_timing(path: str | os.PathLike) -> FrameTiming:
         rates = [Fraction(rate) for rate in (video.average_rate, video.guessed_rate, video.base_rate) if rate]
         if not rates:
             raise CodecError(f"{path}: the video stream has no frame rate")
+        if not video.time_base:
+            raise CodecError(f"{path}: the video stream has no time base")
         pts: list[int] = []
         try:
             for packet in container.demux(video):
                 if packet.size == 0 or packet.is_discard or packet.is_corrupt:
                     continue
                 if packet.pts is None:
-                    return FrameTiming.constant(rates[0])
+                    return FrameTiming.constant(_plausible_rate(path, rates[0]))
                 pts.append(packet.pts)
         except av.FFmpegError:
             pass
-        return FrameTiming.from_pts(pts, video.time_base, rates=rates)
+        timing = FrameTiming.from_pts(pts, video.time_base, rates=rates)
+        _plausible_rate(path, timing.fps)
+        return timing
 
 
 def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
@@ -206,9 +245,9 @@ def iter_audio(path: str | os.PathLike, sample_rate: int = 16000) -> Iterator[np
     Yields nothing when the file has no audio stream; an audio-only file is read too.
     """
     with _open(path) as container:
-        if not container.streams.audio:
+        audio = _audio_stream(container, path)
+        if audio is None:
             return
-        audio = container.streams.audio[0]
         duration = _stream_seconds(audio)
         limit = None if duration is None else round(duration * sample_rate)
         video_start = _start_seconds(container.streams.video[0]) if container.streams.video else 0.0
@@ -348,10 +387,12 @@ class VideoWriter:
             if audio_rate is not None:
                 self._audio = self._container.add_stream("aac", rate=audio_rate, layout="mono")
                 self._audio.bit_rate = audio_bitrate
-        except (av.FFmpegError, ValueError) as err:
+        except BaseException as err:  # the temp file goes whatever the error
             self._container_close()
             self._tmp.unlink(missing_ok=True)
-            raise CodecError(f"{self.path}: cannot set up the encoder ({err})") from None
+            if isinstance(err, (av.FFmpegError, ValueError, OverflowError)):  # Overflow: a rate past 32 bits
+                raise CodecError(f"{self.path}: cannot set up the encoder ({err})") from None
+            raise
         if audio_from is not None:
             try:
                 self._copy = _AudioCopy(self._container, Path(audio_from))
@@ -411,9 +452,11 @@ class VideoWriter:
             if self._audio is not None:
                 self._container.mux(self._audio.encode(None))
             self._container.close()
-        except av.FFmpegError as err:
+        except BaseException as err:  # the temp file goes whatever the error
             self.abort()
-            raise CodecError(f"{self.path}: writing failed ({_reason(err)})") from None
+            if isinstance(err, av.FFmpegError):
+                raise CodecError(f"{self.path}: writing failed ({_reason(err)})") from None
+            raise
         finally:
             if self._copy is not None:
                 self._copy.close()
@@ -458,7 +501,8 @@ class _AudioCopy:
     """
 
     def __init__(self, container: av.container.OutputContainer, source: Path) -> None:
-        self._source = av.open(str(source))
+        self._path = source
+        self._source = av.open(str(source), metadata_errors="replace")  # as `_open` reads it
         try:
             stream = self._source.streams.audio[0]
             if hasattr(container, "add_stream_from_template"):  # PyAV >= 14
@@ -493,7 +537,11 @@ class _AudioCopy:
                 if packet.pts is not None:
                     packet.pts -= self._shift
             packet.stream = self._stream
-            container.mux(packet)
+            try:
+                container.mux(packet)
+            except av.FFmpegError as err:  # the source's fault, not the output's: e.g. timestamps that go back
+                raise CodecError(f"{self._path}: its audio stream cannot be copied ({_reason(err)}; damaged "
+                                 f"timestamps?)") from None
 
     def close(self) -> None:
         if self._source is not None:

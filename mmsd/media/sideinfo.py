@@ -49,13 +49,15 @@ class SideInfo:
 
     def __post_init__(self) -> None:
         if self.version != VERSION:
-            raise SideInfoError(f"unsupported side-information version {self.version!r} (this mmsd reads {VERSION})")
+            raise SideInfoError(f"unsupported side-information version {_shown(self.version)} "
+                                f"(this mmsd reads {VERSION})")
         if not _is_int(self.scale) or self.scale < 1:
-            raise SideInfoError(f"side-information scale must be a positive integer, got {self.scale!r}")
+            raise SideInfoError(f"side-information scale must be a positive integer, got {_shown(self.scale)}")
         previous = -1
         for index, segment in enumerate(self.segments):
             if not (isinstance(segment, (tuple, list)) and len(segment) == 2 and all(map(_is_int, segment))):
-                raise SideInfoError(f"emotion segment {index} must be [first frame, state id], got {segment!r}")
+                raise SideInfoError(f"emotion segment {index} must be [first frame, state id], "
+                                    f"got {_shown(segment)}")
             first, state = segment
             if index == 0 and first != 0:
                 raise SideInfoError(f"the first emotion segment must start at frame 0, got {first}")
@@ -119,22 +121,37 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _cut(text: str, limit: int = 60) -> str:
+    """Text read from a file, cut short for a one-line message: a damaged comment can hold megabytes."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def _shown(value) -> str:
+    return _cut(repr(value))
+
+
 def parse(text: str) -> SideInfo:
     """SideInfo from the JSON text of a `comment` tag; SideInfoError (one line) if malformed."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SideInfoError(f"malformed side-information JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:
+        raise SideInfoError("malformed side-information JSON (nested too deeply)") from None
+    except ValueError:  # an integer of thousands of digits, past Python's int_max_str_digits
+        raise SideInfoError("malformed side-information JSON (a number too long)") from None
     if not isinstance(data, dict) or "mmsd" not in data:
         raise SideInfoError("the comment holds JSON but not mmsd side information (no \"mmsd\" version key)")
     unknown = sorted(set(data) - {"mmsd", "scale", "emotion"})
     if data["mmsd"] != VERSION:
-        raise SideInfoError(f"unsupported side-information version {data['mmsd']!r} (this mmsd reads {VERSION})")
+        raise SideInfoError(f"unsupported side-information version {_shown(data['mmsd'])} "
+                            f"(this mmsd reads {VERSION})")
     if unknown:
-        raise SideInfoError(f"side information has unknown keys: {', '.join(unknown)}")
+        raise SideInfoError(f"side information has unknown keys: {_cut(', '.join(unknown))}")
     segments = data.get("emotion", [])
     if not isinstance(segments, list):
-        raise SideInfoError(f"side-information emotion must be a list of [first frame, state id], got {segments!r}")
+        raise SideInfoError(f"side-information emotion must be a list of [first frame, state id], got "
+                            f"{_shown(segments)}")
     return SideInfo(scale=data.get("scale", 4), segments=tuple(segments), version=data["mmsd"])
 
 
