@@ -451,15 +451,14 @@ def preload() -> None:
     """Import what the entry points import, once, before the forks (torch is imported, never run:
     its thread pools would not survive a fork)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `mmsd` sets it before torch loads
-    import mmsd.cli  # noqa: F401
-    import mmsd.data  # noqa: F401
-    import mmsd.decode  # noqa: F401
-    import mmsd.encode  # noqa: F401
-    import mmsd.evaluate  # noqa: F401
-    import mmsd.finetune  # noqa: F401
-    import mmsd.personalize  # noqa: F401
-    import mmsd.prepare  # noqa: F401
-    import mmsd.train  # noqa: F401
+    import importlib
+
+    from mmsd import cli
+
+    for command in ("decode", "encode", "personalize", "prepare", "train", "eval"):  # what they load lazily too
+        importlib.import_module(cli.COMMANDS[command][0])
+    import mmsd.training.finetune  # noqa: F401
+    import mmsd.training.personalize  # noqa: F401
     import mmsd.web.pipeline  # noqa: F401
     import torch._dynamo  # noqa: F401 - 2 s of every personalize run otherwise (torch.optim imports it)
 
