@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -45,8 +47,10 @@ def weights_of(run: Path) -> dict[int, Path]:
     return found
 
 
-def score(model: Path, cache: Path, actors: tuple[int, ...]) -> dict[str, dict[str, float]]:
-    """{'actor A' (and 'all'): {crf: mean face PSNR gain over Bicubic (dB)}} of one model file."""
+@functools.cache
+def score(model: Path, cache: Path, actors: tuple[int, ...], digest: str) -> dict[str, dict[str, float]]:
+    """{'actor A' (and 'all'): {crf: mean face PSNR gain over Bicubic (dB)}} of one model file (`digest`: its
+    content's hash, so that the runs' common starting weights are scored once)."""
     from mmsd.evaluate import FrameSubset, evaluate, load_models
 
     models = load_models(["bicubic", f"net={model}"])
@@ -75,7 +79,8 @@ def run_curves(run: Path, vals) -> dict:
         done = curves.setdefault(name, {})
         for iteration, model in weights_of(run).items():
             if str(iteration) not in done:
-                done[str(iteration)] = score(model, cache, actors)
+                digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+                done[str(iteration)] = score(model, cache, actors, digest)
                 print(f"{label(run)} {name} it {iteration}: {json.dumps(done[str(iteration)]['all'])}", file=sys.stderr)
                 path.write_text(json.dumps(curves, indent=1) + "\n")
     return curves
