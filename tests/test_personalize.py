@@ -10,6 +10,7 @@ import torch
 
 from mmsd import cli
 from mmsd.media.codec import VideoWriter, read_frames
+from mmsd.errors import MmsdError
 from mmsd.models import build_model
 from mmsd.models.weights import read_model, save_model
 
@@ -42,25 +43,28 @@ def _statement(speaker: Path, n: int) -> Path:
 
 
 def test_personal_model_gains_on_a_sentence_it_never_saw(speaker, general, tmp_path, one_thread):
-    from mmsd.data.prepare import prepare_corpus
     from mmsd.evaluation.tables import group_means
-    from mmsd.restore.restorer import Restorer
     from mmsd.training.finetune import compare
     from mmsd.training.personalize import personalize
+    from mmsd.data.prepare import prepare_corpus
+    from mmsd.restore import Restorer
 
     out = tmp_path / "me.safetensors"
     result = personalize([_statement(speaker, 1)], base=str(general), out=out, iterations=16, lr=3e-3, crfs=(32,),
-                         validations=2, batch_size=4, patch=16, num_workers=0, progress=False)
-    # the held-out slice picked a tuned checkpoint over the starting weights, and says by how much
-    assert result.best_iteration > 0 and result.tuned[32] > result.general[32]
-    name, config, _, info = read_model(out)
+                         batch_size=4, patch=16, num_workers=0, progress=False)
+    # the held-out stretch, sent as a call, says the tuned model is better, and by how much
+    assert result.helped and result.tuned[32] > result.general[32] + 1.0
+    assert result.held_out_stretches == 1 and result.held_out_frames > 0
+    name, config, state, info = read_model(out)
     assert name == "mmsd" and config == TINY
     tuned_on = info["personalized"]
-    assert tuned_on["from_file"] == str(general) and tuned_on["iterations"] == 16
-    assert tuned_on["train_config"]["patch"] == 16 and tuned_on["crop"] == "head"
+    assert tuned_on["from_file"] == str(general) and tuned_on["iterations"] == 16 and tuned_on["helped"] is True
+    # the crops: the 320x180 frame at its smallest zoom (0.7x), LR 56x31: odd high as the whole frame's 80x45
+    assert tuned_on["train_config"]["patch"] == 16 and tuned_on["crop_size"] == [224, 124]
     (video,) = tuned_on["videos"]
-    assert video["file"] == "01-01-01-01-01-01-01.mp4" and video["held_out_frames"] == round(0.2 * video["frames"])
+    assert video["file"] == "01-01-01-01-01-01-01.mp4"
     assert tuned_on["held_out_face_psnr"]["32"]["gain_db"] == pytest.approx(result.tuned[32] - result.general[32])
+    assert not torch.equal(state["reconstruction.up.to_rgb.bias"], read_model(general)[2]["reconstruction.up.to_rgb.bias"])
     assert Restorer(str(out)).config == config
 
     # statement 02 as `mmsd prepare` makes it from the corpus: same speaker, another sentence
@@ -73,6 +77,20 @@ def test_personal_model_gains_on_a_sentence_it_never_saw(speaker, general, tmp_p
                    keys=["Actor_01/01-01-01-01-02-01-01"], frames_per_clip=4, progress=False)
     means = group_means(rows, ("model", "crf"))
     assert means[("tuned", 32)]["face_psnr"] > means[("general", 32)]["face_psnr"] + 1.0
+
+
+def test_footage_that_does_not_help_gives_the_starting_weights(speaker, general, tmp_path, one_thread, capsys):
+    out = tmp_path / "me.safetensors"
+    # a learning rate too small to change anything: the held-out gain is ~0, under MIN_GAIN
+    code = cli.main(["personalize", str(_statement(speaker, 1)), "--from", str(general), "-o", str(out),
+                     "--iterations", "2", "--lr", "1e-12", "--crf", "32", "--patch", "16", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "the footage did not help" in printed and "starting model's weights" in printed
+    _, _, state, info = read_model(out)
+    _, _, start, _ = read_model(general)
+    assert state.keys() == start.keys() and all(torch.equal(state[k], start[k]) for k in start)
+    tuned_on = info["personalized"]
+    assert tuned_on["helped"] is False and tuned_on["gain_db"] < 0.1 and "did not help" in tuned_on["weights"]
 
 
 def _write(path: Path, frames) -> None:
@@ -96,7 +114,7 @@ def test_one_line_errors_and_nothing_written(speaker, general, tmp_path, capsys)
         "unknown --from": ([str(good)], "no-such-model", out, "--from no-such-model: neither a shipped model"),
         "output is an input": ([str(good)], str(general), good, "is one of the input videos"),
         "unreadable": ([str(good), str(garbage)], str(general), out, "garbage.mp4"),
-        "no face": ([str(faceless)], str(general), out, "wall.mkv: no face found in the first 5 frames"),
+        "no face": ([str(faceless)], str(general), out, "wall.mkv: no face found"),
         "too short": ([str(short)], str(general), out, "short.mp4: 0.67 s, 20 frames of footage; need at least 1 s"),
         "patch too small": ([str(good), "--patch", "4"], str(general), out, "--patch must be >= 8, got 4"),
         # checked before any footage is read: the faceless video would fail later
@@ -111,59 +129,83 @@ def test_one_line_errors_and_nothing_written(speaker, general, tmp_path, capsys)
     assert good.stat().st_size > 0 and [p.name for p in tmp_path.iterdir() if p.suffix == ".safetensors"] == []
 
 
-def test_a_small_face_is_cut_at_its_own_scale_not_magnified(speaker, tmp_path):
-    from mmsd.training.personalize import read_footage
-
-    far = tmp_path / "far.mp4"  # the speaker's 320x180 frames in the middle of a 960x540 frame: a small face
-    _write(far, [np.pad(f, ((180, 180), (320, 320), (0, 0)), constant_values=90)
-                 for _, f in zip(range(32), read_frames(_statement(speaker, 1)))])
-    zoom, head = read_footage(far, "head-zoom").crop, read_footage(far, "head").crop
-    x0, y0, x1, y1 = zoom.box
-    assert y1 - y0 < 288  # the paper's head crop would be magnified to 480x288 ...
-    bx0, by0, bx1, by1 = head.box
-    assert (bx1 - bx0, by1 - by0) == (480, 288)  # ... personalize's keeps the source's pixels instead
-    assert bx0 <= x0 and by0 <= y0 and x1 <= bx1 and y1 <= by1 and head.face == zoom.face
-
-
-def test_native_crop_keeps_the_face_at_the_size_a_call_restores_it(speaker, tmp_path):
-    from mmsd.data.degrade import crop_resize
-    from mmsd.training.personalize import read_footage
-
-    # a 352x288 (CIF) video holds no 480x288 head crop: neither 'native' nor 'head' magnifies it (reflected sides)
-    cif = tmp_path / "cif.mp4"
-    frames = [np.pad(f, ((54, 54), (16, 16), (0, 0)), constant_values=90)  # the speaker's 320x180 frames
-              for _, f in zip(range(32), read_frames(_statement(speaker, 1)))]
-    _write(cif, frames)
-    zoom, head, crop = (read_footage(cif, kind).crop for kind in ("head-zoom", "head", "native"))
-    x0, y0, x1, y1 = zoom.box
-    assert x1 - x0 < 480 and head == crop and crop.face == zoom.face
-    nx0, ny0, nx1, ny1 = crop.box
-    assert (nx1 - nx0, ny1 - ny0) == (480, 288) and (nx0, ny0, nx1) == (-64, 0, 416)  # centred, overhanging
-    hr = crop_resize(np.stack(frames[:2]), crop)
-    assert hr.shape == (2, 288, 480, 3)
-    assert np.array_equal(hr[:, :, 64:416], np.stack(frames[:2]))  # the source's pixels, unscaled
-    assert np.array_equal(hr[:, :, 63], hr[:, :, 65])  # the overhang mirrors the frame's edge
-
-
-def test_footage_is_split_in_time_and_cut_into_entries():
-    from fractions import Fraction
-
-    from mmsd.data.degrade import FaceCrop
+def _footage(num_frames: int, faceless: slice = slice(0), fps: int = 25, width: int = 360, height: int = 288):
+    from mmsd.training.personalize import Footage
     from mmsd.media.timing import FrameTiming
-    from mmsd.training.personalize import Footage, _segment_timing, entry_jobs
 
-    crop = FaceCrop(box=(0, 0, 480, 288), source="haar", face=(100, 50, 200, 150))
-    long = Footage(path=Path("a.mp4"), crop=crop, timing=FrameTiming.constant(30), num_frames=700, width=480,
-                   height=288, has_audio=False)
-    short = Footage(path=Path("b.mp4"), crop=crop, timing=FrameTiming.constant(30), num_frames=30, width=480,
-                    height=288, has_audio=True)
-    jobs, train, held = entry_jobs([long, short])
-    spans = {job.key: job.make_content.args[1:3] for job in jobs}
-    # the last 20 % of each video is held out; entries hold at most 300 frames
-    assert [spans[k] for k in train] == [(0, 280), (280, 560), (0, 24)]
-    assert [spans[k] for k in held] == [(560, 700), (24, 30)]
-    assert held == ["Actor_01/video01-heldout-01", "Actor_01/video02-heldout-01"]
-    assert long.seconds == pytest.approx(700 / 30)
-    vfr = FrameTiming(fps=Fraction(20), time_base=Fraction(1, 30), pts=(0, 1, 2, 4, 6, 9, 12))
-    part = _segment_timing(vfr, 3, 7)
-    assert [part.ticks(t) * part.time_base for t in range(4)] == [0, Fraction(2, 30), Fraction(5, 30), Fraction(8, 30)]
+    faces = np.tile([100.0, 50.0, 200.0, 150.0], (num_frames, 1))
+    faces[faceless] = np.nan
+    return Footage(path=Path("a.mp4"), timing=FrameTiming.constant(fps), num_frames=num_frames, width=width,
+                   height=height, has_audio=False, faces=faces)
+
+
+def test_held_out_stretches_are_spread_with_gaps_nothing_trains_on():
+    from mmsd.training.personalize import GAP_SECONDS, SEGMENT_FRAMES, split_footage
+
+    first, second = _footage(250), _footage(400, faceless=slice(0, 100))  # 10 s; 16 s, the first 4 without a face
+    train, held = split_footage([first, second])
+    # 22 s with a face: 2 stretches at even quantiles of the faced frames, 20 % of them (at most 6 s) in all
+    assert [(s.video, s.start, s.stop) for s in held] == [(0, 110, 165), (1, 235, 290)]
+    gap = round(GAP_SECONDS * 25)
+    for span in train:
+        assert 5 <= span.stop - span.start <= SEGMENT_FRAMES
+        for h in held:
+            assert span.video != h.video or span.stop <= h.start - gap or span.start >= h.stop + gap
+    trained = {(s.video, t) for s in train for t in range(s.start, s.stop)}
+    assert {(0, 0), (0, 249), (0, 110 - gap - 1), (1, 399), (1, 290 + gap)} <= trained
+    assert not trained & {(0, 110 - gap), (0, 165 + gap - 1), (1, 235 - gap), (1, 290 + gap - 1)}
+    assert not any((1, t) in trained for t in range(0, 100))  # no training entry without a face
+    short = _footage(60)  # 2.4 s: one stretch in the middle, the gaps leave two short entries
+    train, held = split_footage([short])
+    assert [(s.start, s.stop) for s in held] == [(24, 36)] and [(s.start, s.stop) for s in train] == [(0, 12), (48, 60)]
+
+
+def test_too_little_footage_with_a_face_is_one_line():
+    from mmsd.training.personalize import split_footage
+
+    with pytest.raises(MmsdError, match="too little footage with a face"):
+        split_footage([_footage(300, faceless=slice(0, 280))])
+
+
+def test_training_crops_sit_on_the_grid_the_encoder_samples():
+    from mmsd.data.degrade import downsample, resize
+    from mmsd.training.personalize import crop_size, grid_box
+
+    video = _footage(10, width=962, height=541)
+    # CROP (a 1.5x face taller than 360 rows would grow it), its LR height odd as the whole frame's (541 // 4)
+    assert crop_size([video], zooms=(1.0,)) == (640, 356)
+    small = _footage(10, width=358, height=286)
+    assert crop_size([small, video], zooms=(1.0,)) == (356, 284)  # the smallest video, on the 4-px grid ...
+    assert crop_size([_footage(10, width=960, height=540)], zooms=(1.0, 0.5)) == (480, 268)  # ... at the smallest zoom
+    faces = np.tile([601.0, 203.0, 811.0, 413.0], (5, 1))
+    crop = grid_box(faces, (640, 360), (960, 540))
+    x0, y0, x1, y1 = crop.box
+    assert x0 % 4 == 0 and y0 % 4 == 0 and (x1 - x0, y1 - y0) == (640, 360) and x1 <= 960 and y1 <= 540
+    assert x0 <= 601 and 811 <= x1 and y0 <= 203 and 413 <= y1
+    # cut there, the LR pixels are the ones `mmsd encode` makes of the whole frame (away from the crop's edges)
+    rng = np.random.default_rng(0)
+    frame = resize(rng.integers(0, 256, (135, 240, 3), dtype=np.uint8), 960, 540)  # a 960x540 source
+    whole = resize(frame, 960 // 4, 540 // 4)  # what `mmsd encode` sends
+    part = downsample(frame[y0:y1, x0:x1])
+    inner = (slice(3, -3), slice(3, -3))
+    assert np.abs(part[inner].astype(int) - whole[y0 // 4: y1 // 4, x0 // 4: x1 // 4][inner]).max() <= 1
+
+
+def test_the_held_out_check_degrades_as_mmsd_encode_does(speaker, tmp_path):
+    from mmsd.media import codec
+    from mmsd.sender.encode import encode_file
+    from mmsd.training.personal_score import held_out_call, sent
+    from mmsd.media.sideinfo import SideInfo
+
+    source = tmp_path / "source.mp4"  # the sender's original: frames of the speaker, near-lossless
+    with VideoWriter(source, width=320, height=180, fps=30, crf=0, preset="ultrafast") as writer:
+        for _, frame in zip(range(12), read_frames(_statement(speaker, 1))):
+            writer.write(frame)
+    frames = np.stack(list(read_frames(source)))
+    call = held_out_call(frames, codec.frame_timing(source), np.zeros(0, np.float32), 16000)
+    assert call.scored.all() and call.frames.shape == (12, 180, 320, 3)
+    ours = np.stack(sent(call, 32, tmp_path / "held.mp4"))
+    encode_file(source, tmp_path / "sent.mp4", side=SideInfo(scale=4), crf=32, progress=False)
+    theirs = np.stack(list(read_frames(tmp_path / "sent.mp4")))
+    assert ours.shape == theirs.shape == (12, 45, 80, 3)
+    assert np.abs(ours.astype(int) - theirs).mean() < 0.5  # x264's own run-to-run noise at most

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mmsd.models.precision import add_argument as add_precision_argument
-from mmsd.training.personalize import DEFAULT_ITERATIONS, PERSONAL_LR, PERSONAL_PATCH, PREPARE_CROP, personalize
+from mmsd.training.personalize import DEFAULT_ITERATIONS, PERSONAL_LR, PERSONAL_PATCH, personalize
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,10 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="base", required=True, metavar="NAME|PATH",
                         help="the model to start from: a shipped name (e.g. mmsd, mmsd-real) or a weights file")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.safetensors",
-                        help="the personal model (for `mmsd decode --model OUT`)")
+                        help="the personal model (for `mmsd decode --model OUT`); the starting model's weights "
+                             "when the footage did not help")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
-                        help=f"fine-tuning iterations of batch 8 (default {DEFAULT_ITERATIONS}; each ~0.3-0.8 s "
-                             f"of one core for MMSD-Net small)")
+                        help=f"fine-tuning iterations of batch 8 (default {DEFAULT_ITERATIONS})")
     parser.add_argument("--lr", type=float, default=PERSONAL_LR,
                         help=f"learning rate at the start, decaying to 1e-6 (default {PERSONAL_LR})")
     parser.add_argument("--patch", type=int, default=PERSONAL_PATCH,
@@ -28,14 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train only these top-level parts of the network (e.g. reconstruction), the rest "
                              "frozen (default: all of it)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40],
-                        help="x264 CRFs the footage is degraded at (default 15 32 40)")
-    parser.add_argument("--crop", choices=sorted(PREPARE_CROP), default="head",
-                        help="head: one face-centred 5:3 crop per video, the paper's framing, shrunk to 480x288 "
-                             "when larger, never magnified (default); native: 480x288 source pixels about the "
-                             "face, neither magnified nor shrunk, for calls restored from the same camera at the "
-                             "same size as the footage (a smaller video's sides reflected; docs/personal.md); "
-                             "head-zoom: the head crop scaled up to 480x288 when smaller; whole: the largest "
-                             "centred 5:3 part of the frame, resized to 480x288")
+                        help="x264 CRFs the footage is degraded and scored at (default 15 32 40)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_precision_argument(parser)
@@ -44,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = personalize(args.videos, base=args.base, out=args.output, iterations=args.iterations, lr=args.lr,
-                         crfs=tuple(args.crf), crop=args.crop, device=args.device, precision=args.precision,
-                         seed=args.seed, progress=not args.no_progress, patch=args.patch,
-                         tune_only=tuple(args.tune_only))
+                         crfs=tuple(args.crf), device=args.device, precision=args.precision, seed=args.seed,
+                         progress=not args.no_progress, patch=args.patch, tune_only=tuple(args.tune_only))
     print(result.summary())
     return 0

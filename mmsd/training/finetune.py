@@ -12,8 +12,7 @@ Adam from a fresh state at half the training rate (5e-5); 500 iterations of batc
 32x32 LR patches, every CRF mixed. Validation during the run (monitoring only) uses a
 few of the statement-01 clips. Scores use `mmsd.evaluation.protocol` with 4 frames per clip.
 
-The training is `tune`, the core `mmsd personalize` shares (on a user's own footage, with a
-held-out slice that picks the best checkpoint).
+The training is `tune`, the core `mmsd personalize` shares (on a user's own footage).
 
 Layout: RUN/actor_KK/ holds the trainer's run (checkpoint, logs, model.safetensors)
 and prior.json; RUN/prior.md and RUN/prior.json summarise every actor in RUN. A re-run
