@@ -178,13 +178,13 @@ def train(name: str, data: Path, runs: Path, stage: str = "synthetic", recipe: i
     so they win."""
     run = runs / name
     mmsd = [sys.executable, "-m", "mmsd.cli", "train"]
+    start = runs / f"{name}.start.safetensors"  # stage 2 starts from the stage-1 weights, stage 3 from the shipped
+    if stage in ("real", "video") and not start.exists():  # a resumed run reads them too (its --init)
+        (stage1_weights if stage == "real" else shipped_weights)(name, start)
     if (run / "checkpoint.safetensors").exists():
         command = mmsd + ["--resume", str(run)]
-    elif stage in ("real", "video"):  # stage 2 starts from the stage-1 weights, stage 3 from the shipped ones
+    elif stage in ("real", "video"):
         shutil.rmtree(run, ignore_errors=True)
-        start = runs / f"{name}.start.safetensors"
-        if not start.exists():
-            (stage1_weights if stage == "real" else shipped_weights)(name, start)
         recipe_arguments = (REAL_RECIPES if stage == "real" else VIDEO_RECIPES)[recipe][1]
         command = mmsd + ["--data", str(data), "--out", str(run), "--init", str(start), *recipe_arguments,
                           *REAL_MODELS[name][1]]
