@@ -71,14 +71,14 @@ def label(run: Path) -> str:
     return f"{run.parent.name}/{run.name}"
 
 
-def run_curves(run: Path, vals) -> dict:
+def run_curves(run: Path, vals, every: int = 1) -> dict:
     """RUN/curves.json, brought up to date: {val name: {iteration: scores}}."""
     path = run / "curves.json"
     curves = json.loads(path.read_text()) if path.is_file() else {}
     for name, cache, actors in vals:
         done = curves.setdefault(name, {})
         for iteration, model in weights_of(run).items():
-            if str(iteration) not in done:
+            if str(iteration) not in done and iteration % every == 0:
                 digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()
                 done[str(iteration)] = score(model, cache, actors, digest)
                 print(f"{label(run)} {name} it {iteration}: {json.dumps(done[str(iteration)]['all'])}", file=sys.stderr)
@@ -97,8 +97,10 @@ def main() -> int:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--val", nargs="+", required=True, type=parse_val, metavar="NAME=CACHE:ACTORS")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--every", type=int, default=1, metavar="N",
+                        help="score only the snapshots of iterations that are multiples of N (default: all)")
     args = parser.parse_args()
-    all_curves = {label(run): run_curves(run, args.val) for run in args.runs}
+    all_curves = {label(run): run_curves(run, args.val, args.every) for run in args.runs}
     args.out.mkdir(parents=True, exist_ok=True)
     lines = ["# Learning curves", "", f"Face PSNR gain over Bicubic (dB) at CRF {PLOT_CRF} of each run's snapshots "
              f"({FRAMES_PER_CLIP} frames per clip); `own` is the run's own validation (face PSNR, dB). Made by "
