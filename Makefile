@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 #   make corpus    the synthetic corpus and its cache under data/ (~25 min)
 #   make realdata  the rest of the training mixture: photo, scene, real-face and dead-leaves clips, far faces,
 #                  voice variants, the photo-style corpus (~45 min; scenes and faces need `apt-get install opencv-doc`)
-#   make data3     what stage 3 of the training reads (issue 39), compact, in data/s3/ (~15 min of one core)
+#   make data3     what stage 3 of the training reads (issue 39), compact, in data/s3/ (docs/real-video.md)
 #   make weights   train the shipped small models (stage 1, hours), tune them on the mixture (stage 2), ship them
 #   make results   Table 1, ablation, per-emotion gains, figures, BD-rate -> results/ (the person prior: make prior)
 #   make realfaces the real-face validation set (shipped portraits) and every shipped model on it -> results/realfaces/
@@ -77,7 +77,7 @@ realdata: $(STAMP)
 	$(BIN)/mmsd prepare data/synth-photo --out data/cache-photo --workers 2
 	$(BIN)/mmsd voices data/cache-photo --variants 3 --workers 2
 
-# Stage 3's data (scripts/train_shipped.py STAGE3_RECIPE), small enough to rebuild at the start of a session:
+# Stage 3's data (scripts/train_shipped.py VIDEO_RECIPES), small enough to rebuild at the start of a session:
 # the synthetic corpus's 18 training actors in 8 states (one per emotion, intensities alternating), one sentence;
 # the photo-style corpus's first 9 actors in 3 states; 20-frame clips of the real faces, photos and dead leaves;
 # the real talking-head video (training split) and its validation split; the real-face portraits (validation).
