@@ -44,13 +44,13 @@ TEXT = ("We kept the old lamp by the window all winter, and every evening my bro
         "aloud before supper while the kettle sang on the stove and the dog slept by the door.")
 
 
-def make_clip(folder: Path, text: str) -> Path:
-    """Test actor 24 (never trained on) saying `text`, happy-strong, sent as `mmsd encode` sends it."""
+def make_clip(folder: Path, text: str, *, crf: int = 40) -> Path:
+    """Test actor 24 (never trained on) saying `text`, happy-strong, sent as `mmsd encode` sends it at `crf`."""
     state = emotions.parse("happy-strong")
     source = write_clip(SynthConfig(out=folder, actors=(24,), width=480, height=288), 24, state, 1, 1,
                         text=text, path=folder / "source.mp4")
     low = folder / "low.mp4"
-    encode_file(source, low, side=sideinfo.SideInfo(scale=4, segments=((0, state.id),)), crf=40, progress=False)
+    encode_file(source, low, side=sideinfo.SideInfo(scale=4, segments=((0, state.id),)), crf=crf, progress=False)
     return low
 
 

@@ -119,6 +119,7 @@ REAL_RECIPES: dict[int, tuple[str, list[str]]] = {
 # (scripts/curves.py). Probes A and B differ in the share of real video (30% and 10%); the rest of each mixture
 # keeps about recipe 7's proportions (no far faces: `make data3` does not render them; docs/real-video.md).
 S3 = "data/s3"
+STAGE2_COMMIT = "ef619f4"  # the last commit whose mmsd/shipped/ holds the stage-2 weights of the stage-3 models
 _VIDEO_COMMON = [*_REAL_COMMON, "--iterations", "20000", "--lr", "2e-4", "--val-every", "1000", "--snapshot-every",
                  "1000"]
 VIDEO_RECIPES: dict[str, tuple[str, list[str]]] = {
@@ -155,21 +156,22 @@ def stage1_source(name: str) -> tuple[str, str]:
 
 def stage1_weights(name: str, out: Path) -> None:
     """The stage-1 weights of `name` (`stage1_source`) written to `out`."""
+    _from_git(*stage1_source(name), out)
+
+
+def _from_git(commit: str, path: str, out: Path) -> None:
+    """The file `path` as committed at `commit`, written to `out`."""
     from mmsd.media.fileio import atomic_path
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    commit, path = stage1_source(name)
     blob = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, check=True).stdout
     with atomic_path(out) as partial:
         partial.write_bytes(blob)
 
 
-def shipped_weights(name: str, out: Path) -> None:
-    """The shipped (stage-2) weights of `name` copied to `out`: where stage 3 starts."""
-    from mmsd.weights import SHIPPED_DIR
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(SHIPPED_DIR / f"{REAL_MODELS[name][0]}.safetensors", out)
+def stage2_weights(name: str, out: Path) -> None:
+    """The stage-2 weights of `name`, shipped at STAGE2_COMMIT, written to `out`: where stage 3 starts."""
+    _from_git(STAGE2_COMMIT, f"mmsd/shipped/{REAL_MODELS[name][0]}.safetensors", out)
 
 
 def train(name: str, data: Path, runs: Path, stage: str = "synthetic", recipe: int | str = REAL_RECIPE,
@@ -180,7 +182,7 @@ def train(name: str, data: Path, runs: Path, stage: str = "synthetic", recipe: i
     mmsd = [sys.executable, "-m", "mmsd.cli", "train"]
     start = runs / f"{name}.start.safetensors"  # stage 2 starts from the stage-1 weights, stage 3 from the shipped
     if stage in ("real", "video") and not start.exists():  # a resumed run reads them too (its --init)
-        (stage1_weights if stage == "real" else shipped_weights)(name, start)
+        (stage1_weights if stage == "real" else stage2_weights)(name, start)
     if (run / "checkpoint.safetensors").exists():
         command = mmsd + ["--resume", str(run)]
     elif stage in ("real", "video"):
@@ -199,8 +201,8 @@ def train(name: str, data: Path, runs: Path, stage: str = "synthetic", recipe: i
         return subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> None:
-    """mmsd/shipped/NAME.safetensors and NAME.md (package data) from a finished run."""
+def ship(name: str, runs: Path, weights: Path, recipe: int | str = REAL_RECIPE, stage: str = "real") -> None:
+    """mmsd/shipped/NAME.safetensors and NAME.md (package data) from a finished run of `stage`."""
     from mmsd.models.weights import read_model
 
     source = runs / name / "model.safetensors"
@@ -221,7 +223,11 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
     mix = "".join(f", {share:.0%} of the samples from `{os.path.relpath(cache, ROOT)}`" for cache, share in
                   train_cfg.get("mix", []))
     init = None
-    if train_cfg.get("init"):
+    if stage == "video":
+        init = (f"- starts from: the stage-2 `{name}` shipped up to commit {STAGE2_COMMIT} (synthetic corpus, stills "
+                f"and real photographs; copied to `{os.path.relpath(train_cfg['init'], ROOT)}`); stage 3 (issue 39) "
+                f"tunes it with real talking-head video (`{S3}/realvideo`, recipe {recipe}: docs/real-video.md)")
+    elif train_cfg.get("init"):
         commit, path = stage1_source(name)
         where = (f"shipped up to commit {commit}" if commit == STAGE1_COMMIT
                  else f"trained with this script's stage-1 recipe, kept as `{path}` (commit {commit})")
@@ -231,7 +237,9 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
         f"# {name}", "", MODELS[name][1] + ".", "",
         f"- network: `{arch}`, {size}",
         f"- config: `{json.dumps(config, sort_keys=True)}`",
-        f"- data: `{os.path.relpath(info['data'], ROOT)}` (the default synthetic corpus, `mmsd synth` + `mmsd prepare`), "
+        f"- data: `{os.path.relpath(info['data'], ROOT)}` ("
+        + ("the compact synthetic corpus of `make data3`" if stage == "video"
+           else "the default synthetic corpus, `mmsd synth` + `mmsd prepare`") + "), "
         f"training actors {train_cfg['train_actors'][0]}-{train_cfg['train_actors'][-1]}, all CRFs mixed{mix}",
         *([init] if init else []),
         f"- training: {info['iterations']} iterations, batch {train_cfg['batch_size']}, LR patch "
@@ -247,9 +255,9 @@ def ship(name: str, runs: Path, weights: Path, recipe: int = REAL_RECIPE) -> Non
         "(which CPU, and whether a second run shared it: docs/training.md)",
         "- validation face PSNR (held-out clips of the training actors): "
         + ", ".join(f"{k} {v:.2f} dB" for k, v in val.items()),
-        "- command: `python scripts/train_shipped.py " + ("--stage real " if init else "")
+        "- command: `python scripts/train_shipped.py " + (f"--stage {stage} " if init else "")
         + (f"--recipe {recipe} " if init and recipe != REAL_RECIPE else "") + name + "`",
-        *([f"- provenance: {PROVENANCE[name]}"] if name in PROVENANCE else []),
+        *([f"- provenance: {PROVENANCE[name]}"] if name in PROVENANCE and stage != "video" else []),
         "- test results: synthetic test actors 19-24 `results/results.md` (`make results`); real faces "
         "`results/realfaces/results.md` (`make realfaces`); small faces `results/scales/` (`make scales`)",
         "",
@@ -298,7 +306,7 @@ def main() -> int:
 
         for name in names:
             if name not in NOT_SHIPPED:
-                ship(name, runs, SHIPPED_DIR, args.recipe)
+                ship(name, runs, SHIPPED_DIR, args.recipe, "video" if args.stage == "video" else "real")
         return 0
     started = time.monotonic()
     threads = max(1, (os.cpu_count() or 1) // args.parallel)  # one per core: two runs, one thread each

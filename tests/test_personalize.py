@@ -59,8 +59,8 @@ def test_personal_model_gains_on_a_sentence_it_never_saw(speaker, general, tmp_p
     assert name == "mmsd" and config == TINY
     tuned_on = info["personalized"]
     assert tuned_on["from_file"] == str(general) and tuned_on["iterations"] == 16 and tuned_on["helped"] is True
-    # the crops: the 320x180 frame at its smallest zoom (0.7x), LR 56x31: odd high as the whole frame's 80x45
-    assert tuned_on["train_config"]["patch"] == 16 and tuned_on["crop_size"] == [224, 124]
+    # the crops: the 320x180 frame at its smallest zoom (0.7x), LR 56x31 cut to even (4:2:0, as encode sends)
+    assert tuned_on["train_config"]["patch"] == 16 and tuned_on["crop_size"] == [224, 120]
     (video,) = tuned_on["videos"]
     assert video["file"] == "01-01-01-01-01-01-01.mp4"
     assert tuned_on["held_out_face_psnr"]["32"]["gain_db"] == pytest.approx(result.tuned[32] - result.general[32])
@@ -172,11 +172,11 @@ def test_training_crops_sit_on_the_grid_the_encoder_samples():
     from mmsd.training.personalize import crop_size, grid_box
 
     video = _footage(10, width=962, height=541)
-    # CROP (a 1.5x face taller than 360 rows would grow it), its LR height odd as the whole frame's (541 // 4)
-    assert crop_size([video], zooms=(1.0,)) == (640, 356)
+    # CROP (a 1.5x face taller than 360 rows would grow it), its LR size even (4:2:0, as `mmsd encode` sends)
+    assert crop_size([video], zooms=(1.0,)) == (640, 360)
     small = _footage(10, width=358, height=286)
-    assert crop_size([small, video], zooms=(1.0,)) == (356, 284)  # the smallest video, on the 4-px grid ...
-    assert crop_size([_footage(10, width=960, height=540)], zooms=(1.0, 0.5)) == (480, 268)  # ... at the smallest zoom
+    assert crop_size([small, video], zooms=(1.0,)) == (352, 280)  # the smallest video, on the 8-px grid ...
+    assert crop_size([_footage(10, width=960, height=540)], zooms=(1.0, 0.5)) == (480, 264)  # ... at the smallest zoom
     faces = np.tile([601.0, 203.0, 811.0, 413.0], (5, 1))
     crop = grid_box(faces, (640, 360), (960, 540))
     x0, y0, x1, y1 = crop.box
@@ -207,5 +207,5 @@ def test_the_held_out_check_degrades_as_mmsd_encode_does(speaker, tmp_path):
     ours = np.stack(sent(call, 32, tmp_path / "held.mp4"))
     encode_file(source, tmp_path / "sent.mp4", side=SideInfo(scale=4), crf=32, progress=False)
     theirs = np.stack(list(read_frames(tmp_path / "sent.mp4")))
-    assert ours.shape == theirs.shape == (12, 45, 80, 3)
+    assert ours.shape == theirs.shape == (12, 46, 80, 3)  # 80x45 padded to 4:2:0's even size
     assert np.abs(ours.astype(int) - theirs).mean() < 0.5  # x264's own run-to-run noise at most

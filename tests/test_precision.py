@@ -105,6 +105,25 @@ def test_deform_conv_is_fp32_under_autocast_in_both_paths(grad):
     assert torch.allclose(mixed, plain, rtol=0.05, atol=0.5)  # only the inputs' bf16 rounding differs
 
 
+def test_deform_conv_samples_at_fp32_positions_under_autocast():
+    """Under bf16 autocast only the final matmul is bf16: offsets of 20.4 px must not round to 1/8 px
+    (bf16's step there: 20.375), which on stripes one pixel wide moves each sample by 0.025 of 0.4-0.6,
+    several times what bf16 columns (a few parts in 1000) do."""
+    g = torch.Generator().manual_seed(1)
+    x = (torch.arange(48) % 2).float().repeat(1, 4, 48, 1)  # vertical stripes, one pixel wide
+    offset = torch.zeros(1, 2 * 9, 48, 48)
+    offset[:, 1::2] = 20.4  # dx, beyond 16 px
+    mask = torch.ones(1, 9, 48, 48)
+    weight = torch.rand(4, 4, 3, 3, generator=g).bfloat16().float()
+    with torch.no_grad():
+        plain = modulated_deform_conv2d(x, offset, mask, weight)
+        with precision.autocast("bf16"):
+            mixed = modulated_deform_conv2d(x, offset, mask, weight)
+    inside = plain[..., 4:-26]  # samples that stay inside the map
+    assert mixed.dtype == torch.float32
+    assert torch.allclose(mixed[..., 4:-26], inside, rtol=1e-2)  # bf16 columns: a few parts in 1000
+
+
 def test_deform_conv_backward_inside_autocast_gives_fp32_gradients():
     inputs = _deform_inputs(True)
     modulated_deform_conv2d(*inputs).square().sum().backward()

@@ -164,6 +164,26 @@ def test_encode_odd_size_and_no_audio(tmp_path):
     assert (restored.width, restored.height, restored.num_frames, restored.has_audio) == (120, 72, 6, False)
 
 
+def test_an_odd_low_resolution_size_is_sent_in_420_and_restored_at_the_original_size(tmp_path):
+    """400x300 at x4 is 100x75: sent as 100x76 in 4:2:0 (the networks never saw 4:4:4), restored as 400x300."""
+    src = tmp_path / "webcam.mp4"
+    with VideoWriter(src, width=36, height=28, fps=25, crf=10, preset="ultrafast") as writer:
+        for t in range(6):
+            writer.write(moving_pattern(t, 36, 28))
+    low, out = tmp_path / "low.mp4", tmp_path / "out.mp4"
+    assert cli.main(["encode", str(src), "-o", str(low), "-q"]) == 0  # 9x7 at x4
+    with av.open(str(low)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (10, 8)
+        assert stream.codec_context.pix_fmt == "yuv420p"
+    assert json.loads(probe(low).metadata["comment"])["size"] == [9, 7]
+    sent = next(read_frames(low))
+    assert np.abs(sent[:, 9].astype(int) - sent[:, 8]).mean() < 3  # the padding repeats the last column
+    assert cli.main(["decode", str(low), "-o", str(out), "--model", "bicubic", "-q"]) == 0
+    restored = probe(out)
+    assert (restored.width, restored.height, restored.num_frames) == (36, 28, 6)
+
+
 def test_encode_emotion_auto_needs_a_face(source, tmp_path, capsys):
     from mmsd.sender.emotion_classifier import EmotionClassifier, EmotionNet
 

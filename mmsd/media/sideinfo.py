@@ -10,6 +10,10 @@ Compact JSON, one object, no spaces::
   ``[first frame, state id]`` pairs (0-based frame index, state ids of `mmsd.emotions`),
   first frames strictly increasing from 0; a segment lasts until the next one starts.
   Absent or empty when the sender gave no state.
+* ``size`` (optional): ``[width, height]`` of the picture in the coded frames' top-left corner,
+  when the coded frames are larger: the sender pads an odd width or height by one repeated
+  column or row, since x264's 4:2:0 (what the networks were trained on and every player
+  decodes) needs even sizes. The decoder crops its output to ``scale`` times this size.
 
 A constant state costs ~40 bytes for the whole file; each change adds ~8 bytes.
 A comment that does not start with ``{`` is someone else's text and means "no side
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -46,6 +51,7 @@ class SideInfo:
     scale: int = 4
     segments: tuple[Segment, ...] = ()
     version: int = VERSION
+    size: tuple[int, int] | None = None  # (width, height) of the picture inside padded coded frames
 
     def __post_init__(self) -> None:
         if self.version != VERSION:
@@ -53,6 +59,11 @@ class SideInfo:
                                 f"(this mmsd reads {VERSION})")
         if not _is_int(self.scale) or self.scale < 1:
             raise SideInfoError(f"side-information scale must be a positive integer, got {_shown(self.scale)}")
+        if self.size is not None:
+            if not (isinstance(self.size, (tuple, list)) and len(self.size) == 2
+                    and all(_is_int(n) and n >= 1 for n in self.size)):
+                raise SideInfoError(f"side-information size must be [width, height], got {_shown(self.size)}")
+            object.__setattr__(self, "size", tuple(self.size))
         previous = -1
         for index, segment in enumerate(self.segments):
             if not (isinstance(segment, (tuple, list)) and len(segment) == 2 and all(map(_is_int, segment))):
@@ -103,12 +114,14 @@ class SideInfo:
 
     def truncated(self, num_frames: int) -> SideInfo:
         """The same, without segments that start at or after ``num_frames``."""
-        return SideInfo(scale=self.scale, segments=tuple(s for s in self.segments if s[0] < num_frames))
+        return dataclasses.replace(self, segments=tuple(s for s in self.segments if s[0] < num_frames))
 
     def to_json(self) -> str:
         data: dict = {"mmsd": self.version, "scale": self.scale}
         if self.segments:
             data["emotion"] = [list(segment) for segment in self.segments]
+        if self.size is not None:
+            data["size"] = list(self.size)
         return json.dumps(data, separators=(",", ":"))
 
     @property
@@ -142,7 +155,7 @@ def parse(text: str) -> SideInfo:
         raise SideInfoError("malformed side-information JSON (a number too long)") from None
     if not isinstance(data, dict) or "mmsd" not in data:
         raise SideInfoError("the comment holds JSON but not mmsd side information (no \"mmsd\" version key)")
-    unknown = sorted(set(data) - {"mmsd", "scale", "emotion"})
+    unknown = sorted(set(data) - {"mmsd", "scale", "emotion", "size"})
     if data["mmsd"] != VERSION:
         raise SideInfoError(f"unsupported side-information version {_shown(data['mmsd'])} "
                             f"(this mmsd reads {VERSION})")
@@ -152,7 +165,7 @@ def parse(text: str) -> SideInfo:
     if not isinstance(segments, list):
         raise SideInfoError(f"side-information emotion must be a list of [first frame, state id], got "
                             f"{_shown(segments)}")
-    return SideInfo(scale=data.get("scale", 4), segments=tuple(segments), version=data["mmsd"])
+    return SideInfo(scale=data.get("scale", 4), segments=tuple(segments), version=data["mmsd"], size=data.get("size"))
 
 
 def from_metadata(metadata: dict[str, str]) -> SideInfo | None:

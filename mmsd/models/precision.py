@@ -29,6 +29,9 @@ from mmsd.errors import MmsdWarning
 PRECISIONS = ("auto", "fp32", "bf16")
 CPUINFO = Path("/proc/cpuinfo")  # Linux; read only when torch lacks its CPU feature checks
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+# The instruction sets that decide the decoder's speed, as /proc/cpuinfo names them, in the order reported:
+# AMX and AVX512-BF16 make bf16 fast; VNNI (AVX-512 or AVX) makes int8 fast; AVX-512F and AVX2 set fp32's width.
+SPEED_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -41,6 +44,28 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return any(flag in flags for flag in _CPU_BF16_FLAGS)
+
+
+def cpu_flags() -> tuple[str, ...]:
+    """Which of SPEED_FLAGS this CPU has (Linux's /proc/cpuinfo; empty where it cannot be read)."""
+    try:
+        present = set(CPUINFO.read_text().split())
+    except OSError:
+        return ()
+    return tuple(flag for flag in SPEED_FLAGS if flag in present)
+
+
+def cpu_kind(flags: tuple[str, ...] | None = None) -> str:
+    """The CPU's kind as speed figures are keyed in docs/speed.md: "AMX", "AVX-512 BF16 (no AMX)",
+    "AVX-512 (no bf16)", "AVX2 only" or "unknown" (from `cpu_flags()` unless given)."""
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX-512 BF16 (no AMX)"
+    if "avx512f" in flags:
+        return "AVX-512 (no bf16)"
+    return "AVX2 only" if "avx2" in flags else "unknown"
 
 
 def has_fast_bf16(device: str | torch.device = "cpu") -> bool:

@@ -52,14 +52,17 @@ def held_out_call(frames: np.ndarray, timing: FrameTiming, samples: np.ndarray, 
 
 
 def sent(call: HeldOut, crf: int, path: Path) -> list[np.ndarray]:
-    """The LR frames a receiver decodes from `mmsd encode --crf CRF` of the call (written to `path`)."""
-    from mmsd.media import codec
+    """The LR frames a receiver decodes from `mmsd encode --crf CRF` of the call (written to `path`): an odd
+    width or height padded to even as the sender pads it (`restored` crops it off again)."""
     from mmsd.data.degrade import resize
+    from mmsd.media import codec
+    from mmsd.sender.encode import pad_to
 
     height, width = call.frames.shape[1] // SCALE, call.frames.shape[2] // SCALE
-    with codec.VideoWriter(path, width=width, height=height, timing=call.timing, crf=crf, preset=PRESET) as writer:
+    coded = (width + width % 2, height + height % 2)
+    with codec.VideoWriter(path, width=coded[0], height=coded[1], timing=call.timing, crf=crf, preset=PRESET) as writer:
         for frame in call.frames:
-            writer.write(resize(frame, width, height))
+            writer.write(pad_to(resize(frame, width, height), coded))
     return list(codec.read_frames(path))
 
 
@@ -72,7 +75,8 @@ def restored(restorer, call: HeldOut, lr: Sequence[np.ndarray]) -> list[np.ndarr
         if call.sample_rate != restorer.mfcc_config.sample_rate:
             raise ValueError(f"sound at {call.sample_rate} Hz, the model's MFCC needs {restorer.mfcc_config.sample_rate}")
         mfcc = mfcc_for_frames(call.samples, len(lr), call.timing, restorer.mfcc_config)
-    return list(restorer.restore_frames(lr, mfcc=mfcc, emotion="neutral"))
+    height, width = call.frames.shape[1:3]  # the sender's padding to even LR sizes, cropped off
+    return [frame[:height, :width] for frame in restorer.restore_frames(lr, mfcc=mfcc, emotion="neutral")]
 
 
 def face_psnr(call: HeldOut, frames: Sequence[np.ndarray]) -> list[float]:

@@ -17,9 +17,9 @@ names; stretches without a face are skipped.
    CRF), at the source's scale and also shrunk by each of `ZOOMS` (calls from a smaller frame):
    each is one `crop_size` box (the whole frame when it is no larger than 640x360) about the
    entry's median face, its origin on the 4-pixel grid, so its LR pixels are those `mmsd encode`
-   makes of the whole frame, and its LR size even or odd as the whole frame's, so x264 codes its
-   chroma as it codes the call's (4:2:0, or 4:4:4 for an odd size). They go into a temporary
-   cache (`mmsd.data.prepare.build_cache`).
+   makes of the whole frame, and its LR size even, so x264 codes its chroma in 4:2:0 as it codes
+   the call's (`mmsd encode` pads an odd size to even). They go into a temporary cache
+   (`mmsd.data.prepare.build_cache`).
 4. The model given by `--from` is fine-tuned by the core `mmsd finetune` uses
    (`mmsd.training.finetune.tune`): L1 (+ the AU loss, masked: personal footage has no AU target),
    every CRF mixed, lr `PERSONAL_LR` decaying (cosine) to 1e-6, batch 8 of `--patch`-sized LR
@@ -205,17 +205,15 @@ def zoomed_size(video: Footage, zoom: float, scale: int = 4) -> tuple[int, int]:
 
 def crop_size(footage: Sequence[Footage], zooms: Sequence[float] = ZOOMS, scale: int = 4) -> tuple[int, int]:
     """(W, H) of the training crops: `CROP` grown to 1.5x the largest median face high (and 5:3 wide), cut
-    to the smallest video at the smallest zoom, on the `scale` grid, W / scale and H / scale even or odd as
-    those of the first video: every entry of the cache has one size."""
+    to the smallest video at the smallest zoom, on the `scale` grid, W / scale and H / scale even (4:2:0, as
+    `mmsd encode` sends every call): every entry of the cache has one size."""
     face = max(float(np.nanmedian(v.faces[:, 3] - v.faces[:, 1])) for v in footage)
     height = max(CROP[1], 1.5 * face)
     width = max(CROP[0], height * 5 / 3)
     sizes = [zoomed_size(v, zoom, scale) for v in footage for zoom in zooms]
     width, height = min(width, *(w for w, _ in sizes)), min(height, *(h for _, h in sizes))
-    # x264 codes an LR frame of odd size as 4:4:4, else 4:2:0 (`mmsd.codec`): the crops' LR frames get
-    # the parity, hence the chroma, of the first video's whole-frame LR, which `mmsd encode` sends
-    return tuple(int(side) // scale * scale - scale * ((int(side) // scale - whole // scale) % 2)
-                 for side, whole in ((width, footage[0].width), (height, footage[0].height)))
+    # x264 would code an LR frame of odd size as 4:4:4 (`mmsd.media.codec`)
+    return tuple(int(side) // (2 * scale) * (2 * scale) for side in (width, height))
 
 
 def grid_box(faces: np.ndarray, size: tuple[int, int], frame: tuple[int, int], scale: int = 4) -> FaceCrop:
