@@ -276,3 +276,18 @@ def test_precomputed_frame_features_give_the_plain_forward():
     torch.testing.assert_close(fast.au, plain.au, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="expected frame features"):
         model(lr, mfcc, em, frame_features=features[:, 1:])
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_skip_is_torchs_bicubic(scale):
+    """The conv form of the skip every network adds equals torch's bicubic interpolate, borders included,
+    in fp32 even under bf16 autocast (rounded to bf16 the picture would lose 1/256)."""
+    from mmsd.models import precision
+    from mmsd.models.blocks import upsample_bicubic
+
+    x = torch.rand(2, 3, 9, 14, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    assert torch.allclose(upsample_bicubic(x, scale), expected, atol=2e-5)
+    with precision.autocast("bf16"):
+        mixed = upsample_bicubic(x, scale)
+    assert mixed.dtype == torch.float32 and torch.allclose(mixed, expected, atol=2e-5)

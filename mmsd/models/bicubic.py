@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from mmsd.models.blocks import upsample_bicubic
 from mmsd.models.output import RestorationOutput
 
 
@@ -27,5 +27,5 @@ class Bicubic(nn.Module):
                 emotion: torch.Tensor | None = None, *, crop: torch.Tensor | None = None) -> RestorationOutput:
         """lr (Tensor[B, T, 3, H, W]) -> image (Tensor[B, 3, sH, sW]), clamped to [0, 1]."""
         reference = lr[:, -1] if self.cfg.causal else lr[:, lr.shape[1] // 2]
-        image = F.interpolate(reference, scale_factor=self.cfg.scale, mode="bicubic", align_corners=False)
+        image = upsample_bicubic(reference, self.cfg.scale)
         return RestorationOutput(image=image.clamp(0.0, 1.0))

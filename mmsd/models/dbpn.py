@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from mmsd.models.blocks import upsample_bicubic
 from mmsd.models.output import RestorationOutput
 
 
@@ -102,5 +102,5 @@ class DBPN(nn.Module):
                 lows.append(self.downs[i](torch.cat(highs, dim=1)))
         image = self.tail(torch.cat(highs, dim=1))  # (B, 3, 4H, 4W)
         if self.cfg.global_residual:
-            image = image + F.interpolate(centre, scale_factor=4, mode="bicubic", align_corners=False)
+            image = image + upsample_bicubic(centre, 4)
         return RestorationOutput(image=image)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmsd.models.blocks import ResidualBlock, Upsampler
+from mmsd.models.blocks import ResidualBlock, Upsampler, upsample_bicubic
 from mmsd.models.deform import ModulatedDeformConv2d
 from mmsd.models.output import RestorationOutput
 
@@ -175,5 +175,5 @@ class EDVR(nn.Module):
         # 3. TSA fusion, 4. reconstruction + x4 upsampling, 5. global skip
         fused = self.fusion(torch.stack(aligned, dim=1), ref_index)
         image = self.upsample(self.reconstruct(fused))[..., : 4 * height, : 4 * width]
-        base = F.interpolate(centre, scale_factor=4, mode="bicubic", align_corners=False)
+        base = upsample_bicubic(centre, 4)
         return RestorationOutput(image=image + base, offset_abs_mean=torch.stack(offsets).mean().detach())
