@@ -102,6 +102,8 @@ data3: $(STAMP)
 	$(BIN)/mmsd content leaves --out $(S3)/leaves --frames 20 --clips 20 --no-progress
 	$(BIN)/mmsd content realvideo --split train --out $(S3)/realvideo --frames 40 --stride 4 --no-progress
 	$(BIN)/mmsd content realvideo --split val --out $(S3)/realvideo-val --frames 40 --stride 4 --no-progress
+	$(BIN)/mmsd content realvideo --split train --crop native --out $(S3)/realvideo-native --frames 40 --stride 4 --no-progress
+	$(BIN)/mmsd content realvideo --split val --crop native --out $(S3)/realvideo-val-native --frames 40 --stride 4 --no-progress
 	$(BIN)/mmsd content portraits --out $(S3)/portraits --no-progress
 
 weights: $(STAMP)

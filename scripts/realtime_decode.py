@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"clip": facts, "clip_seconds": seconds, "frames": frames, "crf": args.crf, "cpu": cpu_name(),
               "cpu_kind": cpu_kind(), "cpu_flags": list(cpu_flags()), "fast_bf16": cpu_has_fast_bf16(),
               "busy": args.busy, "repeats": args.repeats, "runs": runs, "median": median, "agreement": agree}
-    command = " ".join(["python scripts/realtime_decode.py --settings", *names, "--text-repeats",
+    command = " ".join(["python scripts/realtime_decode.py --settings", *names, "--repeats", str(args.repeats), "--text-repeats",
                         str(args.text_repeats), "--crf", str(args.crf), *(["--busy"] if args.busy else []),
                         "--out", str(args.out)])
     lines = [

@@ -55,6 +55,19 @@ def test_head_crops_are_one_size_never_magnified_and_follow_the_head():
     assert big[0].box[3] - big[0].box[1] == pytest.approx(400, abs=3)
 
 
+def test_native_crops_keep_a_large_head_at_the_scale_a_whole_frame_call_shows_it():
+    """A 200 px face in 960x540: the head crop (400 rows) is shrunk to 288 rows, the native one is not."""
+    moving = np.array([[400.0 + 4 * t, 100.0, 600.0 + 4 * t, 300.0] for t in range(10)])
+    crops = realvideo.head_crops(moving, 960, 540, CFG, crop="native")
+    for crop in crops:
+        x0, y0, x1, y1 = crop.box
+        assert (x1 - x0, y1 - y0) == (CFG.hr_width, CFG.hr_height) and 0 <= x0 and x1 <= 960 and 0 <= y0 and y1 <= 540
+        assert x0 <= crop.face[0] and crop.face[2] <= x1  # the face inside
+    assert crops[-1].box[0] - crops[0].box[0] == pytest.approx(36, abs=1)  # followed the head
+    with pytest.raises(ValueError, match="crop must be"):
+        realvideo.head_crops(moving, 960, 540, CFG, crop="zoom")
+
+
 def test_a_source_smaller_than_the_hr_frame_keeps_its_scale_with_reflected_sides():
     boxes = np.tile([130.0, 60.0, 230.0, 180.0], (5, 1))  # franck: 360x288
     crops = realvideo.head_crops(boxes, 360, 288, CFG)

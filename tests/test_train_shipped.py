@@ -1,4 +1,5 @@
-"""scripts/train_shipped.py and what follows from it: the shipped models all follow one stage-2 recipe, and
+"""scripts/train_shipped.py and what follows from it: the shipped models all follow one stage-2 recipe (those
+shipped from stage 3 the stage-3 recipe of record on top), and
 `make spread` evaluates the second seeds of that recipe (not those of an older one)."""
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def test_every_shipped_model_was_tuned_with_the_recipe_of_record():
              if name not in script.NOT_SHIPPED}
     assert len(cards) == 8
     for name, card in cards.items():
+        if name in script.STAGE3_SHIPPED:  # stage 3 (real video) tuned the stage-2 weights further
+            recipe = script.STAGE3_SHIPPED[name]
+            assert f"--stage video --recipe {recipe} {name}`" in card, name
+            assert f"shipped up to commit {script.STAGE2_COMMIT}" in card, name
+            continue
         commit, path = script.stage1_source(name)
         if commit == script.STAGE1_COMMIT:
             assert f"(copied to `runs/{folder}/{name}.start.safetensors`)" in card, name

@@ -208,6 +208,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="realvideo: the training or the validation sources (default train)")
     parser.add_argument("--stride", type=float, default=4.0,
                         help="realvideo: seconds from one segment's start to the next (default 4)")
+    parser.add_argument("--crop", choices=("head", "native"), default="head",
+                        help="realvideo: the paper's head crop (shrunk to 480x288 when the head is large), or "
+                             "480x288 at the source's own scale, the face as large as in a whole-frame call "
+                             "(default head)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40], help="x264 CRFs (default 15 32 40)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
@@ -225,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
 
         realvideo.check(args.split)
         todo = [EntryJob(key, source, make) for key, source, make in
-                realvideo.entries(args.split, frames=args.frames, stride_seconds=args.stride)]
+                realvideo.entries(args.split, frames=args.frames, stride_seconds=args.stride, crop=args.crop)]
     else:
         todo = jobs(args.kind, clips=clips, frames=args.frames, seed=args.seed)
     report = build_cache(args.out, todo,

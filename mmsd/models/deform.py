@@ -82,16 +82,10 @@ def _sample_columns(x: Tensor, offset: Tensor, mask: Tensor, kh: int, kw: int, p
 
 
 def _deform_conv_inference(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, padding: int,
-                           dilation: int, matmul_dtype: torch.dtype | None = None) -> Tensor:
+                           dilation: int) -> Tensor:
     """The forward of `_ModulatedDeformConv` with nothing kept for a backward: the grid is built in one
     pass from a precomputed normalised base (no full-size intermediates) and the columns are masked in
-    place. Equal to the autograd path up to float rounding; about a third faster at 64 channels.
-
-    matmul_dtype (e.g. torch.bfloat16): the masked columns and the weight are cast to it for the final
-    matmul, as autocast would cast a plain convolution's input; the sampling positions and the bilinear
-    sampling stay in x's dtype. The result is in x's dtype."""
-    # NCHW: channels-last maps (as the streaming decoder keeps them) made this op 1.5x slower
-    x, offset, mask = x.contiguous(), offset.contiguous(), mask.contiguous()
+    place. Equal to the autograd path up to float rounding; about a third faster at 64 channels."""
     b, c, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     taps = kh * kw
@@ -108,12 +102,8 @@ def _deform_conv_inference(x: Tensor, offset: Tensor, mask: Tensor, weight: Tens
                             align_corners=False)  # (B*G, C/G, kk*Ho, Wo)
     columns = sampled.view(b, groups, c // groups, taps, h_out * w_out).mul_(
         mask.reshape(b, groups, 1, taps, h_out * w_out))
-    columns = columns.view(b, c * taps, h_out * w_out)
-    weight = weight.reshape(1, c_out, c * taps)
-    if matmul_dtype is not None and matmul_dtype != columns.dtype:
-        columns, weight = columns.to(matmul_dtype), weight.to(matmul_dtype)
-    out = torch.bmm(weight.expand(b, -1, -1), columns)
-    return out.view(b, c_out, h_out, w_out).to(x.dtype)
+    out = torch.bmm(weight.reshape(c_out, c * taps).expand(b, -1, -1), columns.view(b, c * taps, h_out * w_out))
+    return out.view(b, c_out, h_out, w_out)
 
 
 class _ModulatedDeformConv(torch.autograd.Function):
@@ -182,25 +172,15 @@ def modulated_deform_conv2d(
     _check(x, offset, mask, weight, padding, dilation)
     device = x.device.type
     if torch.is_autocast_enabled(device):
-        # The sampling stays fp32 under autocast: grid_sample in bf16 is ~3x slower on the CPU, and bf16
-        # offsets (8-bit mantissa) would round sampling positions to 1/8 px beyond 16 px. In inference the
-        # final matmul takes autocast's dtype, as a plain conv would (bf16: 2.4 -> 1.7 ms of a 9.2 ms DCN at
-        # 120x72, C = 32, one thread of an AVX512-BF16 EPYC); training keeps the whole op fp32.
-        matmul_dtype = torch.get_autocast_dtype(device)
+        # The whole op stays fp32 under autocast: grid_sample in bf16 is ~3x slower on the CPU, and
+        # bf16 offsets (8-bit mantissa) would round sampling positions to 1/8 px beyond 16 px.
         with torch.autocast(device, enabled=False):
-            return _modulated_deform_conv2d(x.float(), offset.float(), mask.float(), weight.float(),
-                                            None if bias is None else bias.float(), padding=padding,
-                                            dilation=dilation, matmul_dtype=matmul_dtype)
-    return _modulated_deform_conv2d(x, offset, mask, weight, bias, padding=padding, dilation=dilation)
-
-
-def _modulated_deform_conv2d(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, bias: Tensor | None,
-                             *, padding: int, dilation: int, matmul_dtype: torch.dtype | None = None) -> Tensor:
-    """`modulated_deform_conv2d` outside autocast; `matmul_dtype` as in `_deform_conv_inference` (inference only)."""
+            return modulated_deform_conv2d(x.float(), offset.float(), mask.float(), weight.float(),
+                                           None if bias is None else bias.float(), padding=padding, dilation=dilation)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight)):
         out = _ModulatedDeformConv.apply(x, offset, mask, weight, padding, dilation)
     else:  # inference: plain ops, nothing saved, traceable for export
-        out = _deform_conv_inference(x, offset, mask, weight, padding, dilation, matmul_dtype)
+        out = _deform_conv_inference(x, offset, mask, weight, padding, dilation)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out
