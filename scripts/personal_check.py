@@ -162,7 +162,8 @@ def restored(restorer, sent: Path):
 
 
 def score_sent(out: Path, models: dict[str, str], calls: list[tuple[Path, np.ndarray, np.ndarray]],
-               crfs=(15, 32, 40), frame_step: int = 2, emotion: str | None = "neutral") -> dict:
+               crfs=(15, 32, 40), frame_step: int = 2, emotion: str | None = "neutral",
+               precision: str = "auto") -> dict:
     """Face PSNR of each model on calls sent the way a user sends them: `mmsd encode --crf` of each video
     (with `--emotion`, else the sender's classifier), restored as `mmsd decode` restores it (`restored`),
     scored on the face boxes of every `frame_step`-th frame against the original frames. calls: (video,
@@ -170,7 +171,7 @@ def score_sent(out: Path, models: dict[str, str], calls: list[tuple[Path, np.nda
     from mmsd.evaluation import metrics
     from mmsd.restore.restorer import Restorer
 
-    restorers = {name: Restorer(model) for name, model in models.items()}
+    restorers = {name: Restorer(model, precision=precision) for name, model in models.items()}
     psnr: dict[str, dict[str, float]] = {name: {} for name in models}
     for crf in crfs:
         scores: dict[str, list[float]] = {name: [] for name in models}

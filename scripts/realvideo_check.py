@@ -35,6 +35,8 @@ def main() -> int:
     parser.add_argument("--crf", type=int, nargs="+", default=[32], help="CRFs (default 32)")
     parser.add_argument("--frame-step", type=int, default=2, help="score every k-th frame (default 2)")
     parser.add_argument("--clips", nargs="+", choices=list(CALLS), default=list(CALLS))
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="arithmetic of the networks, as `mmsd decode --precision` (default auto)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "realvideo")
     parser.add_argument("--figure", action="store_true",
                         help="also OUT/realvideo.png: the face of each clip's middle frame, per model, at the first CRF")
@@ -57,7 +59,7 @@ def main() -> int:
         offset, seconds = CALLS[clip]
         video, truth, boxes = realvideo.write_call(sources[clip], calls_dir, seconds=seconds, offset_seconds=offset)
         psnr = score_sent(calls_dir, models, [(video, truth, boxes)], crfs=tuple(args.crf),
-                          frame_step=args.frame_step)
+                          frame_step=args.frame_step, precision=args.precision)
         table[clip] = {"frames": len(truth), "size": list(truth.shape[2:0:-1]),
                        "face_height": float(np.median(boxes[:, 3] - boxes[:, 1])), "face_psnr": psnr}
         print(clip, json.dumps(psnr), file=sys.stderr)
@@ -65,7 +67,7 @@ def main() -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"protocol": __doc__.split("\n\n")[0].replace("\n", " "), "crfs": args.crf,
-              "frame_step": args.frame_step, "models": models, "cpu": cpu_name(),
+              "frame_step": args.frame_step, "models": models, "precision": args.precision, "cpu": cpu_name(),
               "seconds": round(time.monotonic() - started, 1), "clips": table}
     (args.out / "realvideo.json").write_text(json.dumps(record, indent=1) + "\n")
     (args.out / "realvideo.md").write_text(markdown(record))
