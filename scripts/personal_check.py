@@ -155,10 +155,7 @@ def restored(restorer, sent: Path):
         mfcc = iter_mfcc(codec.iter_audio(sent, restorer.mfcc_config.sample_rate), codec.frame_timing(sent),
                          restorer.mfcc_config)
     frames = restorer.restore_frames(codec.read_frames(sent), mfcc=mfcc, emotion=emotion)
-    if side is None or side.size is None:
-        return frames
-    width, height = (restorer.scale * n for n in side.size)  # the sender's padding to even sizes, cropped off
-    return (frame[:height, :width] for frame in frames)
+    return frames if side is None else (side.crop(frame, restorer.scale) for frame in frames)
 
 
 def score_sent(out: Path, models: dict[str, str], calls: list[tuple[Path, np.ndarray, np.ndarray]],

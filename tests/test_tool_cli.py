@@ -149,11 +149,16 @@ def test_variable_frame_rate_keeps_every_frame_at_its_time(tmp_path, capsys):
     assert audio_packets(out) == audio_packets(low)
 
 
-def test_encode_odd_size_and_no_audio(tmp_path):
-    src = tmp_path / "odd.mp4"
-    with VideoWriter(src, width=61, height=37, fps=25, crf=10, preset="ultrafast") as writer:
+def pattern_clip(path: Path, width: int, height: int) -> Path:
+    """Six frames of the moving pattern at width x height, 25 fps, no sound."""
+    with VideoWriter(path, width=width, height=height, fps=25, crf=10, preset="ultrafast") as writer:
         for t in range(6):
-            writer.write(moving_pattern(t, 61, 37))
+            writer.write(moving_pattern(t, width, height))
+    return path
+
+
+def test_encode_odd_size_and_no_audio(tmp_path):
+    src = pattern_clip(tmp_path / "odd.mp4", 61, 37)
     low, out = tmp_path / "low.mp4", tmp_path / "out.mp4"
     assert cli.main(["encode", str(src), "-o", str(low), "--scale", "2", "--emotion", "calm-strong", "-q"]) == 0
     info = probe(low)
@@ -166,10 +171,7 @@ def test_encode_odd_size_and_no_audio(tmp_path):
 
 def test_an_odd_low_resolution_size_is_sent_in_420_and_restored_at_the_original_size(tmp_path):
     """400x300 at x4 is 100x75: sent as 100x76 in 4:2:0 (the networks never saw 4:4:4), restored as 400x300."""
-    src = tmp_path / "webcam.mp4"
-    with VideoWriter(src, width=36, height=28, fps=25, crf=10, preset="ultrafast") as writer:
-        for t in range(6):
-            writer.write(moving_pattern(t, 36, 28))
+    src = pattern_clip(tmp_path / "webcam.mp4", 36, 28)
     low, out = tmp_path / "low.mp4", tmp_path / "out.mp4"
     assert cli.main(["encode", str(src), "-o", str(low), "-q"]) == 0  # 9x7 at x4
     with av.open(str(low)) as container:

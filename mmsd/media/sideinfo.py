@@ -31,6 +31,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mmsd import emotions
 from mmsd.errors import MmsdError
 
@@ -115,6 +117,14 @@ class SideInfo:
     def truncated(self, num_frames: int) -> SideInfo:
         """The same, without segments that start at or after ``num_frames``."""
         return dataclasses.replace(self, segments=tuple(s for s in self.segments if s[0] < num_frames))
+
+    def crop(self, frame: np.ndarray, scale: int) -> np.ndarray:
+        """A frame restored `scale` x from the coded frames (H, W, C), the sender's padding cut off
+        (`size`); unchanged when the file carries no size."""
+        if self.size is None:
+            return frame
+        width, height = (scale * n for n in self.size)
+        return np.ascontiguousarray(frame[:height, :width])
 
     def to_json(self) -> str:
         data: dict = {"mmsd": self.version, "scale": self.scale}

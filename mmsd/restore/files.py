@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from tqdm import tqdm
 
 import mmsd
@@ -119,8 +118,8 @@ def restore_file(
         if overlap:
             frames = read_ahead(frames, depth=OVERLAP_FRAMES)
         for frame in restorer.restore_frames(frames, mfcc=mfcc, emotion=states):
-            if side is not None and side.size is not None:  # the sender's padding to even sizes, cropped off
-                frame = np.ascontiguousarray(frame[:side.size[1] * restorer.scale, :side.size[0] * restorer.scale])
+            if side is not None:
+                frame = side.crop(frame, restorer.scale)
             if writer is None:
                 writer = VideoWriter(
                     dst, width=frame.shape[1], height=frame.shape[0], timing=timing, crf=crf, preset=preset,

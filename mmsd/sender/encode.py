@@ -69,7 +69,7 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, side: sideinf
     if info.num_frames:
         side = side.truncated(info.num_frames)
     width, height = max(1, info.width // scale), max(1, info.height // scale)
-    coded = (width + width % 2, height + height % 2)  # 4:2:0 needs even sizes
+    coded = coded_size(width, height)
     if coded != (width, height):
         side = dataclasses.replace(side, size=(width, height))
 
@@ -100,6 +100,11 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, side: sideinf
     return EncodeReport(width=width, height=height, frames=count, fps=timing.fps, timing=timing, side=side,
                         video_bps=bits.video_bits / bits.duration, audio_bps=bits.audio_bits / bits.duration,
                         side_bps=side.bits / bits.duration)
+
+
+def coded_size(width: int, height: int) -> tuple[int, int]:
+    """(W, H) the sender codes a `width` x `height` LR picture at: odd sides grown by one (4:2:0 needs even)."""
+    return width + width % 2, height + height % 2
 
 
 def pad_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -56,10 +56,10 @@ def sent(call: HeldOut, crf: int, path: Path) -> list[np.ndarray]:
     width or height padded to even as the sender pads it (`restored` crops it off again)."""
     from mmsd.data.degrade import resize
     from mmsd.media import codec
-    from mmsd.sender.encode import pad_to
+    from mmsd.sender.encode import coded_size, pad_to
 
     height, width = call.frames.shape[1] // SCALE, call.frames.shape[2] // SCALE
-    coded = (width + width % 2, height + height % 2)
+    coded = coded_size(width, height)
     with codec.VideoWriter(path, width=coded[0], height=coded[1], timing=call.timing, crf=crf, preset=PRESET) as writer:
         for frame in call.frames:
             writer.write(pad_to(resize(frame, width, height), coded))
