@@ -291,3 +291,15 @@ def test_bicubic_skip_is_torchs_bicubic(scale):
     with precision.autocast("bf16"):
         mixed = upsample_bicubic(x, scale)
     assert mixed.dtype == torch.float32 and torch.allclose(mixed, expected, atol=2e-5)
+
+
+def test_the_bicubic_skip_serves_autograd_after_an_inference_mode_decode():
+    """Its kernel is cached: made first under inference_mode (a decode), it must still work in training."""
+    from mmsd.models.blocks import _bicubic_kernel, upsample_bicubic
+
+    _bicubic_kernel.cache_clear()
+    with torch.inference_mode():
+        upsample_bicubic(torch.rand(1, 3, 4, 5), 4)
+    x = torch.rand(1, 3, 4, 5, requires_grad=True)
+    upsample_bicubic(x, 4).sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape

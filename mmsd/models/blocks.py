@@ -108,13 +108,14 @@ def upsample_bicubic(x: Tensor, scale: int) -> Tensor:
 def _bicubic_kernel(scale: int) -> Tensor:
     """(scale * scale, 1, 5, 5) float32: phase (py, px) weighs input rows and columns k-2..k+2 for output
     pixel (scale*k + py, scale*k + px); the weights of each axis are computed in float64."""
-    taps = torch.zeros(scale, 5, dtype=torch.float64)  # row p: the weights for output pixel scale*k + p
-    for p in range(scale):
-        source = (p + 0.5) / scale - 0.5  # align_corners=False
-        first = math.floor(source)
-        for j in range(-1, 3):
-            taps[p, first + j + 2] = _cubic(j - (source - first))
-    return (taps[:, None, :, None] * taps[None, :, None, :]).reshape(scale * scale, 1, 5, 5).float()
+    with torch.inference_mode(False):  # cached: a tensor made in inference mode could not enter autograd later
+        taps = torch.zeros(scale, 5, dtype=torch.float64)  # row p: the weights for output pixel scale*k + p
+        for p in range(scale):
+            source = (p + 0.5) / scale - 0.5  # align_corners=False
+            first = math.floor(source)
+            for j in range(-1, 3):
+                taps[p, first + j + 2] = _cubic(j - (source - first))
+        return (taps[:, None, :, None] * taps[None, :, None, :]).reshape(scale * scale, 1, 5, 5).float()
 
 
 def _cubic(t: float, a: float = CUBIC_A) -> float:
