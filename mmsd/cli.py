@@ -57,6 +57,38 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup (v2) CPU quota.
+
+    torch's default thread count is the physical cores that /proc/cpuinfo describes: a VM whose two
+    vCPUs are described as SMT siblings of one core (many clouds) got one thread, and the decoder one
+    worker: 22 fps instead of 33 on a 2-vCPU AMD EPYC (docs/speed.md, "Two vCPUs described as one core")."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def _default_threads() -> None:
+    """torch's threads for a command that loaded it: OMP_NUM_THREADS (or MKL_NUM_THREADS) if set, else
+    `usable_cpus()`. torch caps even OMP_NUM_THREADS at its physical-core count, so this sets the count
+    after torch loads rather than through the environment; a command's --threads still wins later."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    given = os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS") or ""
+    threads = int(given) if given.isdigit() and int(given) > 0 else usable_cpus()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in COMMANDS:
@@ -72,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"mmsd {name}", description=help_text)
     try:
         module = importlib.import_module(module_name)
+        _default_threads()
         module.add_arguments(parser)
         args = parser.parse_args(rest)
         return int(module.run(args) or 0)

@@ -3,11 +3,13 @@
     python scripts/realtime_decode.py --settings mmsd:1 mmsd:2 mmsd-fast:1 mmsd-fast:2 --out results/speed/realtime-xeon
     python scripts/realtime_decode.py --settings mmsd-fast:2 mmsd-fast:2:fp32 --text-repeats 3 --crf 32 \
         --busy --out results/speed/realtime-epyc-busy
+    python scripts/realtime_decode.py --settings mmsd-fast:default --input wolfgang480.mp4 --crf 32 --out ...
 
 Each setting is MODEL:WORKERS[:PRECISION], decoded as a user runs it (`mmsd decode LOW -o OUT --model MODEL
---workers WORKERS [--precision PRECISION]`, its own process, default threads) on the clip of
-`scripts/bf16_decode.py` (a synthesized test actor speaking about 9 s per `--text-repeats`, 480x288 sent at
-120x72 with x264 at `--crf`, AAC and emotion side information). The settings alternate, `--repeats` times
+--workers WORKERS [--precision PRECISION]`, its own process, default threads; WORKERS `default`: no
+--workers) on the clip of `scripts/bf16_decode.py` (a synthesized test actor speaking about 9 s per
+`--text-repeats`, 480x288 sent at 120x72 with x264 at `--crf`, AAC and emotion side information), or on
+`--input`, a video of one's own sent by `mmsd encode --crf`. The settings alternate, `--repeats` times
 each, so a change in the machine's load falls on all of them. Three speeds per decode: frames over the
 process's wall time (start-up and model loading included: what a user timing the command measures), the
 wall time, and the frames per second the decoder reports (reading, restoring, encoding, copying the sound).
@@ -32,7 +34,8 @@ from bf16_decode import TEXT, agreement, make_clip, timed_decode, write_outputs 
 
 from mmsd.evaluation.bench import cpu_name, describe_clip  # noqa: E402
 from mmsd.media.codec import probe  # noqa: E402
-from mmsd.models.precision import PRECISIONS, cpu_flags, cpu_has_fast_bf16, cpu_kind  # noqa: E402
+from mmsd.models.precision import (  # noqa: E402
+    PRECISIONS, cpu_flags, cpu_has_fast_bf16, cpu_kind, cpu_topology, isa_limits)
 
 # One other job on the machine: a single-threaded matmul loop, as a second program would load one core.
 BUSY_JOB = "import torch; torch.set_num_threads(1); a = torch.randn(384, 384)\nwhile True: a @ a"
@@ -40,25 +43,29 @@ BUSY_JOB = "import torch; torch.set_num_threads(1); a = torch.randn(384, 384)\nw
 _REPORTED = re.compile(r"\(torch, (\w+)\).*?([0-9.]+) fps, latency (\d+) frames")
 
 
-def setting(text: str) -> tuple[str, int, str]:
-    """MODEL:WORKERS[:PRECISION] -> (model, workers, precision); precision "auto" when left out."""
+def setting(text: str) -> tuple[str, int | str, str]:
+    """MODEL:WORKERS[:PRECISION] -> (model, workers, precision); precision "auto" when left out; WORKERS
+    "default" leaves --workers out, as a user who types no option does."""
     model, workers, precision = text, "", "auto"
     if text.rpartition(":")[2] in PRECISIONS:
         model, _, precision = text.rpartition(":")
     model, _, workers = model.rpartition(":")
+    if workers == "default" and model:
+        return model, workers, precision
     if not model or not workers.isdigit() or int(workers) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL:WORKERS[:PRECISION], e.g. mmsd-fast:2:fp32")
     return model, int(workers), precision
 
 
-def decode(low: Path, out: Path, *, model: str, workers: int, precision: str) -> dict:
+def decode(low: Path, out: Path, *, model: str, workers: int | str, precision: str) -> dict:
     """One `mmsd decode` in a fresh process: its wall time, the fps and latency it reports, its precision."""
-    wall, printed = timed_decode(low, out, ["--model", model, "--workers", str(workers), "--precision", precision])
+    chosen = [] if workers == "default" else ["--workers", str(workers)]
+    wall, printed = timed_decode(low, out, ["--model", model, *chosen, "--precision", precision])
     precision, fps, latency = _REPORTED.search(printed).groups()
     return {"wall_s": wall, "reported_fps": float(fps), "latency_frames": int(latency), "precision": precision}
 
 
-def restored(folder: Path, model: str, workers: int, precision: str) -> Path:
+def restored(folder: Path, model: str, workers: int | str, precision: str) -> Path:
     """Where the decode of `model` (a name or a path) with `workers` at `precision` writes its video."""
     return folder / f"{Path(model).stem}-{workers}-{precision}.mp4"
 
@@ -72,10 +79,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="say the text this many times (default 1, about 9 s; 3 gives 772 frames)")
     parser.add_argument("--crf", type=int, default=40, help="x264 CRF the clip is sent at (default 40)")
     parser.add_argument("--busy", action="store_true", help="keep one single-threaded job running beside each decode")
+    parser.add_argument("--input", type=Path, metavar="VIDEO",
+                        help="an original of one's own (e.g. a real talking head at 480x288) sent as `mmsd encode "
+                             "--crf` sends it, instead of the synthesized actor")
     parser.add_argument("--out", type=Path, required=True, help="where to write OUT.json and OUT.md")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="mmsd-realtime-"))
-    low = make_clip(folder, " ".join([args.text] * args.text_repeats), crf=args.crf)
+    if args.input:
+        low = folder / "low.mp4"
+        subprocess.run([sys.executable, "-m", "mmsd.cli", "encode", str(args.input), "-o", str(low), "--crf",
+                        str(args.crf), "-q"], check=True)
+    else:
+        low = make_clip(folder, " ".join([args.text] * args.text_repeats), crf=args.crf)
     seconds, facts = describe_clip(low)
     frames = probe(low).num_frames
     names = [f"{model}:{workers}:{precision}" for model, workers, precision in args.settings]
@@ -102,14 +117,17 @@ def main(argv: list[str] | None = None) -> int:
             whole, worst = agreement(first, restored(folder, *other))
             agree[f"{names[0]} vs {name}"] = {"psnr": whole, "worst_frame_psnr": worst}
     result = {"clip": facts, "clip_seconds": seconds, "frames": frames, "crf": args.crf, "cpu": cpu_name(),
-              "cpu_kind": cpu_kind(), "cpu_flags": list(cpu_flags()), "fast_bf16": cpu_has_fast_bf16(),
+              "cpu_kind": cpu_kind(), "cpu_flags": list(cpu_flags()),
+              "cpu_topology": cpu_topology(), "isa_limits": isa_limits(), "fast_bf16": cpu_has_fast_bf16(),
               "busy": args.busy, "repeats": args.repeats, "runs": runs, "median": median, "agreement": agree}
-    command = " ".join(["python scripts/realtime_decode.py --settings", *names, "--repeats", str(args.repeats), "--text-repeats",
-                        str(args.text_repeats), "--crf", str(args.crf), *(["--busy"] if args.busy else []),
+    clip_options = ["--input", str(args.input)] if args.input else ["--text-repeats", str(args.text_repeats)]
+    command = " ".join(["python scripts/realtime_decode.py --settings", *names, "--repeats", str(args.repeats),
+                        *clip_options, "--crf", str(args.crf), *(["--busy"] if args.busy else []),
                         "--out", str(args.out)])
     lines = [
         f"`mmsd decode --model MODEL --workers WORKERS --precision PRECISION` on {facts}, sent at CRF {args.crf} "
-        f"(2 cores of {result['cpu']}, {result['cpu_kind']}: {' '.join(result['cpu_flags'])}; "
+        f"({result['cpu']}, {result['cpu_topology']}, {result['cpu_kind']}: {' '.join(result['cpu_flags'])}"
+        + "".join(f", {k}={v}" for k, v in result["isa_limits"].items()) + "; "
         f"{'one other single-threaded job running' if args.busy else 'nothing else running'}; `{command}`), "
         f"medians of {args.repeats} interleaved runs each:",
         "",

@@ -68,6 +68,23 @@ def test_cpu_detection_reads_torch_then_the_kernel_flags(monkeypatch, tmp_path):
     assert precision.cpu_has_fast_bf16()
     cpuinfo.write_text("flags\t\t: fpu sse2 avx2 fma\n")
     assert not precision.cpu_has_fast_bf16()
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 amx_bf16 amx_tile\n")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # oneDNN told not to use them: bf16 is emulated, slow
+    assert not precision.cpu_has_fast_bf16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert precision.cpu_has_fast_bf16()
+
+
+def test_cpu_topology_says_when_vcpus_are_described_as_smt_siblings(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(precision, "CPUINFO", cpuinfo)
+    one = "processor\t: {}\nsiblings\t: 2\ncpu cores\t: {}\nflags\t\t: avx2\n\n"
+    cpuinfo.write_text(one.format(0, 1) + one.format(1, 1))
+    assert precision.cpu_topology() == "1 core x 2 threads"
+    cpuinfo.write_text(one.format(0, 2) + one.format(1, 2))
+    assert precision.cpu_topology() == "2 cores x 1 thread"
+    cpuinfo.write_text("flags\t\t: avx2\n")  # no topology fields (some VMs, other kernels)
+    assert precision.cpu_topology() == ""
 
 
 def test_autocast_context():

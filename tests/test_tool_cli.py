@@ -379,3 +379,62 @@ def test_low_latency_decode_needs_a_causal_model_and_waits_for_no_future_frame(e
     assert cli.main(["decode", str(low), "-o", str(out), "--model", str(causal), "--low-latency", "--workers", "2",
                      "-q"]) == 1
     assert "one frame at a time; got --workers 2" in capsys.readouterr().err
+
+
+def _threads_of_a_fresh_command(env_extra: dict[str, str]) -> int:
+    """torch's thread count inside a new `mmsd` process (the `models` command, whose run we replace)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch, mmsd.cli as c, mmsd.commands.catalog as m\n"
+            "m.run = lambda args: print('threads', torch.get_num_threads()) or 0\n"
+            "c.main(['models'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")} | env_extra
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1])
+
+
+def test_commands_use_every_usable_cpu_not_torchs_physical_core_guess(monkeypatch):
+    # torch counts the physical cores of /proc/cpuinfo: two vCPUs described as SMT siblings of one core gave
+    # one thread, and the decoder one worker. A command starts torch with the CPUs it may run on instead.
+    import os
+
+    import mmsd.commands.catalog
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr("builtins.open", _fake_cpu_max("max 100000"))
+    assert cli.usable_cpus() == 3
+    monkeypatch.setattr("builtins.open", _fake_cpu_max("150000 100000"))
+    assert cli.usable_cpus() == 2  # a quota of 1.5 CPUs (a container's --cpus 1.5): two threads
+    monkeypatch.undo()
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cli, "usable_cpus", lambda: 3)
+    threads = {}
+    monkeypatch.setattr(mmsd.commands.catalog, "run", lambda args: threads.setdefault("run", torch.get_num_threads()))
+    before = torch.get_num_threads()
+    try:
+        cli.main(["models"])
+        assert threads.pop("run") == 3  # torch's physical-core guess replaced before the command runs
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        cli.main(["models"])
+        assert threads.pop("run") == 1  # the user's value wins
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.undo()
+    # and torch takes it in a fresh process
+    assert _threads_of_a_fresh_command({}) == cli.usable_cpus()
+    assert _threads_of_a_fresh_command({"OMP_NUM_THREADS": "1"}) == 1
+
+
+def _fake_cpu_max(text: str):
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        if str(path) == "/sys/fs/cgroup/cpu.max":
+            return io.StringIO(text)
+        return real_open(path, *args, **kwargs)
+
+    return fake_open

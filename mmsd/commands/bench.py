@@ -29,7 +29,7 @@ from mmsd.evaluation.bench import (CONFIG_NAMES, LR_HW, PRECISIONS, Entry, cpu_n
                                    time_train_step)
 from mmsd.media.fileio import atomic_path
 from mmsd.models import MODELS, weights
-from mmsd.models.precision import cpu_flags, cpu_kind, has_fast_bf16
+from mmsd.models.precision import cpu_flags, cpu_kind, cpu_topology, has_fast_bf16, isa_limits
 from mmsd.restore.restorer import Restorer
 from mmsd.restore.threads import set_threads
 
@@ -66,8 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=8, help="frames per measurement (default 8)")
     parser.add_argument("--batch", type=int, default=1,
                         help="windows per forward pass (default 1, the decoder's default on the CPU)")
-    parser.add_argument("--threads", type=int, help="torch (and ONNX Runtime) threads (default: torch's, "
-                                                    f"{torch.get_num_threads()} here)")
+    parser.add_argument("--threads", type=int, help="torch (and ONNX Runtime) threads (default: the CPUs this "
+                                                    f"process may use, {torch.get_num_threads()} here)")
     parser.add_argument("--workers", type=int,
                         help="frames restored at once by the torch engine, each on its share of the threads (default:"
                              " the Restorer's, one per thread for a centred model on the CPU; 1: one frame at a time)")
@@ -129,14 +129,16 @@ def run(args: argparse.Namespace) -> int:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "python": platform.python_version(),
             "lr_size": list(reversed(LR_HW)), "frames": args.frames, "batch": args.batch,
             "precisions": precisions, "cpu": cpu_name(), "cpu_kind": cpu_kind(), "cpu_flags": list(cpu_flags()),
-            "fast_bf16": has_fast_bf16("cpu"),
+            "cpu_topology": cpu_topology(), "isa_limits": isa_limits(), "fast_bf16": has_fast_bf16("cpu"),
             "load_average_before": list(os.getloadavg())}
     if "onnx" in args.engines:
         import onnxruntime
 
         meta["onnxruntime"] = onnxruntime.__version__
     plural = "s" if threads > 1 else ""
-    print(f"mmsd bench: {threads} thread{plural}, {os.cpu_count()} CPUs ({meta['cpu']}, {meta['cpu_kind']}: "
+    print(f"mmsd bench: {threads} thread{plural}, {os.cpu_count()} CPUs ({meta['cpu']}, "
+          f"{meta['cpu_topology'] or 'topology unknown'}, {meta['cpu_kind']}"
+          + "".join(f", {k}={v}" for k, v in meta["isa_limits"].items()) + ": "
           f"{' '.join(meta['cpu_flags']) or 'flags unknown'}; {'with' if meta['fast_bf16'] else 'no'} fast bf16), load average {os.getloadavg()[0]:.2f} "
           "(other jobs on the CPU move every figure)")
     if "onnx" in args.engines:

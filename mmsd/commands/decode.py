@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, help="frames per forward pass (default: 1 on the CPU, 4 on a GPU)")
     precision.add_argument(parser)
     parser.add_argument("--threads", type=int,
-                        help=f"CPU threads for the network (default: torch's, {torch.get_num_threads()} here;"
+                        help=f"CPU threads for the network (default: the CPUs this process may use, {torch.get_num_threads()} here;"
                              " 1 is faster while other jobs keep the cores busy)")
     parser.add_argument("--workers", type=int,
                         help="frames restored at once, each on its share of the threads (default: one per thread"

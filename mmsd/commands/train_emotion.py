@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="actors scored at the end, never trained on (default 19-24; none: no test)")
     parser.add_argument("--val-every", type=int, default=defaults.val_every)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the CPUs this process may use)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 

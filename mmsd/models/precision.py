@@ -18,6 +18,7 @@ One place decides it for every front door (`mmsd train`, `finetune`, `eval`, `de
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -35,7 +36,11 @@ SPEED_FLAGS = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni",
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True when this CPU has bf16 matrix instructions (AMX or AVX512-BF16) for oneDNN to use."""
+    """True when this CPU has bf16 matrix instructions (AMX or AVX512-BF16) for oneDNN to use, and
+    ONEDNN_MAX_CPU_ISA lets it use them (AVX2 or below: bf16 is emulated, 4.3 against 20 fps fp32)."""
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if limit and not limit.startswith(("AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX10", "ALL", "DEFAULT")):
+        return False
     checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     if all(callable(check) for check in checks):
         return any(check() for check in checks)
@@ -53,6 +58,25 @@ def cpu_flags() -> tuple[str, ...]:
     except OSError:
         return ()
     return tuple(flag for flag in SPEED_FLAGS if flag in present)
+
+
+def cpu_topology() -> str:
+    """How /proc/cpuinfo describes the CPUs of one socket, e.g. "2 cores x 1 thread" or "1 core x 2 threads"
+    (two vCPUs as SMT siblings: torch's default is then one thread; `mmsd.cli.usable_cpus`); "" if unknown."""
+    try:
+        fields = dict(line.split(":", 1) for line in CPUINFO.read_text().splitlines() if ":" in line)
+        cores, siblings = int(fields["cpu cores\t"]), int(fields["siblings\t"])
+    except (OSError, KeyError, ValueError):
+        return ""
+    threads = max(1, siblings // max(1, cores))
+    return f"{cores} core{'s' if cores != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}"
+
+
+def isa_limits() -> dict[str, str]:
+    """The environment variables set that make torch and oneDNN use fewer instructions than the CPU has,
+    e.g. ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 to time an AVX-512 CPU as an AVX2-only one
+    (ONNX Runtime ignores both). Speed figures carry them."""
+    return {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ}
 
 
 def cpu_kind(flags: tuple[str, ...] | None = None) -> str:
