@@ -4,6 +4,9 @@ three seeds each, the same data, recipe and iterations, resumably.
     python scripts/claim.py train                 # every (model, seed) chain, two at a time, one thread each
     python scripts/claim.py train edvr:1 mmsd-hq:1  # some chains
     python scripts/claim.py status                # where each chain is, and its wall time so far
+    python scripts/claim.py evaluate              # the finished chains on the synthetic test actors
+    python scripts/claim.py evaluate --shipped    # ... and the shipped edvr and mmsd, for reference
+    python scripts/claim.py report                # results/claim.md from the scores kept
 
 A chain is stage 1 (`train_shipped.py`'s synthetic recipe: 4,000 iterations from random weights on the
 synthetic corpus, `data/cache`) followed by the real-video stage (stage 3, `train_shipped.py`'s recipe D:
@@ -19,11 +22,15 @@ width 48 (the paper's 64 would double EDVR's MACs), a 32-channel upsampler and E
 trained on 2026-11-30 with that day's code), read from git rather than trained again.
 
 Runs go to runs/claim/NAME-sSEED/{stage1,stage3}; each stage keeps snapshots every 1,000 iterations.
+Scores (per test clip and CRF, the mean face and mouth PSNR over FRAMES_PER_CLIP frames of the clip) are
+kept in results/claim/scores/LABEL.json; `report` pairs the seeds and bootstraps the test clips
+(`mmsd.evaluation.stats.clip_bootstrap`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -32,6 +39,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_shipped  # noqa: E402  (the shipped recipes, one source for both)
@@ -47,6 +56,10 @@ MODELS: dict[str, tuple[list[str], list[str]]] = {
     "mmsd-hq": (["--model", "mmsd", "--set", *HQ], train_shipped.REAL_AUDIO),
 }
 STAGE3_RECIPE = "D"
+RESULTS = ROOT / "results" / "claim"
+FRAMES_PER_CLIP = 4
+CRFS = (15, 32, 40)
+SHIPPED_REFERENCE = {"edvr-shipped": "edvr", "mmsd-shipped": "mmsd"}  # label -> shipped model (stage 2)
 
 
 def stage_arguments(name: str, seed: int, stage: str, data: Path, out: Path, init: Path | None) -> list[str]:
@@ -133,6 +146,88 @@ def status() -> None:
             print(f"{name} seed {seed}: " + "; ".join(parts))
 
 
+def chain_label(name: str, seed: int) -> str:
+    return f"{name}-s{seed}"
+
+
+def evaluate_models(labelled: dict[str, str]) -> None:
+    """Score models (label -> weights path or shipped name) on the test actors; write one scores file each."""
+    from mmsd.evaluation.protocol import FrameSubset, evaluate, load_models
+    from mmsd.models.weights import find_model, read_model
+
+    models = load_models([f"{label}={target}" for label, target in labelled.items()])
+    rows = evaluate(ROOT / "data" / "cache", models, subset=FrameSubset(per_clip=FRAMES_PER_CLIP))
+    (RESULTS / "scores").mkdir(parents=True, exist_ok=True)
+    for label, target in labelled.items():
+        mine = [r for r in rows if r.model == label]
+        scores: dict[str, dict[str, list[float]]] = {}
+        for crf in CRFS:
+            clips = sorted({r.clip for r in mine if r.crf == crf})
+            scores[str(crf)] = {clip: [float(np.mean([getattr(r, m) for r in mine if r.crf == crf and r.clip == clip]))
+                                       for m in ("face_psnr", "mouth_psnr")] for clip in clips}
+        info = read_model(find_model(target) or Path(target))[3]
+        record = {"model": target if not Path(target).is_absolute() else os.path.relpath(target, ROOT),
+                  "iterations": info.get("iterations"), "wall_seconds": info.get("wall_seconds"),
+                  "frames_per_clip": FRAMES_PER_CLIP, "scores": scores}
+        (RESULTS / "scores" / f"{label}.json").write_text(json.dumps(record, indent=1))
+        print(f"{label}: " + ", ".join(f"CRF {crf} {np.mean([v[0] for v in scores[str(crf)].values()]):.2f} dB"
+                                       for crf in CRFS))
+
+
+def load_scores(label: str) -> dict | None:
+    path = RESULTS / "scores" / f"{label}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def mean_face(runs: list[dict], crf: int) -> float:
+    """Mean face PSNR over the test clips at `crf`, averaged over runs (seeds)."""
+    return float(np.mean([np.mean([v[0] for v in run["scores"][str(crf)].values()]) for run in runs]))
+
+
+def compare(a: list[dict], b: list[dict], crf: int, metric: int):
+    """clip_bootstrap of A - B over the test clips, seeds paired in order (`metric` 0 face, 1 mouth)."""
+    from mmsd.evaluation.stats import clip_bootstrap
+
+    clips = sorted(a[0]["scores"][str(crf)])
+    rows = [[x["scores"][str(crf)][c][metric] - y["scores"][str(crf)][c][metric] for c in clips]
+            for x, y in zip(a, b)]
+    return clip_bootstrap(np.array(rows))
+
+
+def report() -> None:
+    """results/claim.md (and .json): each model's mean per seed, and mmsd-hq - edvr with 95% intervals."""
+    lines = ["# The paper's claim at equal compute (issue 36)", "",
+             "Face and mouth PSNR (dB) on the synthetic test actors 19-24 (`data/cache`, 180 clips per CRF, "
+             f"{FRAMES_PER_CLIP} frames per clip); differences with a 95% bootstrap interval over test clips "
+             "(`mmsd.evaluation.stats.clip_bootstrap`, seeds paired and averaged). Made by `python scripts/claim.py "
+             "evaluate [--shipped]` then `python scripts/claim.py report`; the campaign: docs/claim.md.", ""]
+    record: dict = {}
+    pairs = [(load_scores(chain_label("mmsd-hq", s)), load_scores(chain_label("edvr", s))) for s in SEEDS]
+    pairs = [(a, b) for a, b in pairs if a and b]
+    groups = [("mmsd-hq - edvr, equal compute (stage 1 + real-video stage)", pairs)]
+    shipped = [load_scores(label) for label in SHIPPED_REFERENCE]
+    if all(shipped):
+        groups.append(("shipped mmsd - shipped edvr (stages 1 + 2, one seed; 4.44 against 15.25 GMACs)",
+                       [(shipped[1], shipped[0])]))
+    for title, group in groups:
+        lines += [f"## {title}", ""]
+        if not group:
+            lines += ["No seed has both models finished yet (`python scripts/claim.py status`).", ""]
+            continue
+        lines += [f"{len(group)} seed pair(s).", "",
+                  "| CRF | face PSNR A | face PSNR B | A - B face [95%] | A - B mouth [95%] |", "|---|---|---|---|---|"]
+        for crf in CRFS:
+            a, b = [x for x, _ in group], [y for _, y in group]
+            face, mouth = compare(a, b, crf, 0), compare(a, b, crf, 1)
+            lines.append(f"| {crf} | {mean_face(a, crf):.2f} | {mean_face(b, crf):.2f} | {face} | {mouth} |")
+            record.setdefault(title, {})[crf] = {"face": dataclasses.asdict(face), "mouth": dataclasses.asdict(mouth)}
+        lines.append("")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS.parent / "claim.md").write_text("\n".join(lines))
+    (RESULTS.parent / "claim.json").write_text(json.dumps(record, indent=1))
+    print("\n".join(lines))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,9 +235,24 @@ def main() -> int:
     train.add_argument("chains", nargs="*", type=parse_chain, metavar="NAME:SEED")
     train.add_argument("--parallel", type=int, default=2, help="chains at once (default 2, one thread each)")
     sub.add_parser("status", help="where each chain is")
+    scoring = sub.add_parser("evaluate", help="score the finished chains on the test actors")
+    scoring.add_argument("--shipped", action="store_true", help="also the shipped edvr and mmsd, for reference")
+    sub.add_parser("report", help="results/claim.md from the scores kept")
     args = parser.parse_args()
     if args.command == "status":
         status()
+        return 0
+    if args.command == "report":
+        report()
+        return 0
+    if args.command == "evaluate":
+        labelled = {chain_label(name, seed): str(chain_folder(name, seed) / "stage3" / "model.safetensors")
+                    for seed in SEEDS for name in MODELS if finished(chain_folder(name, seed) / "stage3")}
+        if args.shipped:
+            labelled |= SHIPPED_REFERENCE
+        if not labelled:
+            raise SystemExit("nothing to evaluate: no chain has finished (python scripts/claim.py status)")
+        evaluate_models(labelled)
         return 0
     chains = args.chains or [(name, seed) for seed in SEEDS for name in MODELS]
     threads = max(1, (os.cpu_count() or 1) // args.parallel)

@@ -348,3 +348,20 @@ def test_finetune_with_the_trainer(prepared_cache, tmp_path):
     # two Adam steps at 5e-5 move each weight by ~1e-4: it trained, and it started from the general weights
     change = max(float((tensors[k].float() - start[k].float()).abs().max()) for k in start)
     assert 0 < change < 1e-2
+
+
+def test_clip_bootstrap_interval_covers_a_known_difference_and_shrinks_with_seeds():
+    from mmsd.evaluation.stats import clip_bootstrap
+
+    rng = np.random.default_rng(1)
+    clips = 180
+    per_clip_effect = 0.3 + rng.normal(0, 0.5, clips)  # a true mean difference of 0.3 dB, clip-to-clip spread
+    one = clip_bootstrap(per_clip_effect + rng.normal(0, 0.2, clips))
+    assert one.low < 0.3 < one.high and one.low > 0.1 and one.clips == clips and one.seeds == 1
+    three = clip_bootstrap(per_clip_effect + rng.normal(0, 0.2, (3, clips)))
+    assert three.seeds == 3 and three.low < 0.3 < three.high
+    assert three.high - three.low < one.high - one.low  # seed noise averages out
+    null = clip_bootstrap(rng.normal(0, 0.5, (3, clips)))
+    assert null.low < 0 < null.high
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        clip_bootstrap(np.zeros((3, 1)))

@@ -47,14 +47,14 @@ def actor_keys(cache: str | Path, actor: int) -> tuple[list[str], list[str]]:
 def tune(*, weights: Path, cache: Path, out: Path, actors: tuple[int, ...], train_keys: list[str],
          val_keys: list[str], iterations: int = FINETUNE_ITERATIONS, lr: float = FINETUNE_LR,
          val_every: int | None = None, keep_best: bool = False, device: str = "auto", seed: int = 0,
-         precision: str = "auto", **train_options) -> Path:
+         precision: str = "auto", progress: bool = True, **train_options) -> Path:
     """The fine-tuning core of `mmsd finetune` and `mmsd personalize`: train the model in `weights`
     further on clips `train_keys` of `cache` (L1, + the AU loss when the network predicts AUs, no
     adversarial term) and validate on `val_keys` every `val_every` iterations (default: at the end
     only); with `keep_best`, the result holds the best-validating weights, the starting ones included.
     Returns out/model.safetensors (kept, not retrained, when it exists; a checkpoint is resumed).
-    precision: of the forwards (`mmsd.models.precision`); train_options: further `TrainConfig` fields
-    (e.g. batch_size, num_workers, lr_schedule)."""
+    precision: of the forwards (`mmsd.models.precision`); progress: the training bar; train_options:
+    further `TrainConfig` fields (e.g. batch_size, num_workers, lr_schedule)."""
     from mmsd.models.weights import read_model
     from mmsd.training.train import TrainConfig, Trainer
 
@@ -68,7 +68,7 @@ def tune(*, weights: Path, cache: Path, out: Path, actors: tuple[int, ...], trai
                       val_every=max(val_every or iterations, 1), keep_best=keep_best, seed=seed, **train_options)
     trainer = Trainer(model_name=name, model_config=config, cfg=cfg, cache=cache, out=out, device=device,
                       init_state=tensors, train_keys=train_keys, val_keys=val_keys, precision=precision)
-    trainer.fit(resume=trainer.checkpoint_path.is_file())
+    trainer.fit(resume=trainer.checkpoint_path.is_file(), progress=progress)
     return model_path
 
 

@@ -420,7 +420,7 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
         tuned_path = finetune.tune(
             weights=base_path, cache=cache, out=run, actors=(ACTOR,), train_keys=train_keys,
             val_keys=train_keys[:1], iterations=iterations, lr=lr, seed=seed, device=device, precision=precision,
-            lr_schedule="cosine", patch=patch, val_frame_step=1_000_000, **train_options)
+            lr_schedule="cosine", patch=patch, val_frame_step=1_000_000, progress=progress, **train_options)
         calls = list(held_out(footage, held))
         psnr = score_calls({"general": str(base_path), "tuned": str(tuned_path), "bicubic": "bicubic"}, calls,
                            crfs=crfs, work=Path(work), precision=precision)

@@ -357,7 +357,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- loop
 
-    def fit(self, *, resume: bool = False) -> dict:
+    def fit(self, *, resume: bool = False, progress: bool = True) -> dict:
+        """Train to cfg.iterations (from the last checkpoint with `resume`); `progress`: the bar on stderr."""
         cfg, main = self.cfg, self.dist.main
         if resume:
             self.load_checkpoint()
@@ -381,7 +382,7 @@ class Trainer:
         )
         started, first = time.monotonic(), self.iteration
         self._session_start = started
-        bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=not main, desc="train",
+        bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=not (main and progress), desc="train",
                    dynamic_ncols=True, unit="it")
         last_val: dict[str, float] = {}
         if main and cfg.keep_best and self.best is None:  # the starting weights are a candidate too
