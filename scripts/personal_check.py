@@ -40,7 +40,7 @@ Bicubic (face PSNR per CRF, `mmsd eval`).
   results/personal/real-BASE[-TAG].md and .json; runs/personal/real-CLIP-BASE[-TAG]/ keeps the videos and
   models (a personal model there is reused, not re-tuned).
 
-`--iterations`, `--lr`, `--patch` and `--tune-only` are passed to `mmsd personalize` (default: its own) and
+`--iterations`, `--lr`, `--patch`, `--tune-only` and `--l2sp` are passed to `mmsd personalize` (default: its own) and
 recorded; `--tag` names the run folder of a non-default setting.
 
 Everything goes to runs/personal/KIND-NAME[-TAG]/: the footage, the personal model, the output of
@@ -266,6 +266,8 @@ def used_settings(model: Path) -> dict:
         used["patch"] = train["patch"]
     if train.get("tune_only"):
         used["tune_only"] = " ".join(train["tune_only"])
+    if train.get("l2sp"):
+        used["l2sp"] = train["l2sp"]
     return used
 
 
@@ -426,6 +428,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, help="personalize's --lr (default: its own)")
     parser.add_argument("--patch", type=int, help="personalize's --patch (default: its own)")
     parser.add_argument("--tune-only", nargs="+", metavar="PART", help="personalize's --tune-only (default: all)")
+    parser.add_argument("--l2sp", type=float, help="personalize's --l2sp (default: its own)")
     parser.add_argument("--tag", default="", help="suffix of the run folder, for settings other than the defaults")
     parser.add_argument("--clips", nargs="+", choices=list(REAL_CLIPS), default=list(REAL_CLIPS),
                         help="kind real: the clips of the protocol (default all)")
@@ -440,7 +443,8 @@ def main() -> int:
         summary(ROOT / "results" / "personal")
         return 0
     if args.kind == "real":
-        settings = {key: value for key in ("iterations", "lr", "patch", "tune_only") if (value := getattr(args, key))}
+        settings = {key: value for key in ("iterations", "lr", "patch", "tune_only", "l2sp")
+                    if (value := getattr(args, key))}
         real_protocol(args.clips, args.base, settings, args.tag)
         return 0
     if args.name is None:
@@ -469,7 +473,7 @@ def main() -> int:
         earlier = json.loads((out / "check.json").read_text()).get("from_sha256")
         if earlier != base_id:
             raise SystemExit(f"{out}: tuned from other weights of {args.base} ({earlier}); move it away to re-run")
-    settings = {key: value for key in ("iterations", "lr", "patch", "tune_only")
+    settings = {key: value for key in ("iterations", "lr", "patch", "tune_only", "l2sp")
                 if (value := getattr(args, key))}
     check = {"footage": [os.path.relpath(v, ROOT) for v in videos], "from": args.base, "from_sha256": base_id,
              "settings": settings}

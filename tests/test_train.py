@@ -138,6 +138,22 @@ def test_tune_only_trains_the_named_parts_and_leaves_the_rest_untouched(prepared
                 cache=prepared_cache, out=tmp_path / "other", device="cpu")
 
 
+def test_l2sp_holds_the_weights_near_the_starting_ones(prepared_cache, tmp_path):
+    torch.manual_seed(0)
+    start_state = {k: v.clone() for k, v in build_model("mmsd", TINY).state_dict().items()}
+
+    def drift(l2sp: float) -> float:
+        cfg = tiny_config(iterations=12, lr=1e-2, l2sp=l2sp, seed=5, checkpoint_every=100)
+        trainer = Trainer(model_name="mmsd", model_config=TINY, cfg=cfg, cache=prepared_cache,
+                          out=tmp_path / f"run-{l2sp}", device="cpu", init_state=start_state)
+        trainer.fit(progress=False)
+        return sum(float(((p.detach() - start_state[name]) ** 2).sum()) for name, p in trainer.model.named_parameters())
+
+    free, held = drift(0.0), drift(1e3)
+    assert held < 0.5 * free, (held, free)
+    assert "drift" in read_log(tmp_path / "run-1000.0")[0]  # the penalty's distance is logged
+
+
 def test_training_and_validation_never_see_the_test_actors(prepared_cache, tmp_path):
     trainer = Trainer(model_name="mmsd", model_config=TINY, cfg=tiny_config(train_actors=(1,)),
                       cache=prepared_cache, out=tmp_path, device="cpu")

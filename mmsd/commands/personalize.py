@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune-only", nargs="+", default=[], metavar="PART",
                         help="train only these top-level parts of the network (e.g. reconstruction), the rest "
                              "frozen (default: all of it)")
+    parser.add_argument("--l2sp", type=float, default=0.0, metavar="ALPHA",
+                        help="pull the weights towards the starting model's: + ALPHA x their squared distance "
+                             "(L2-SP) in the loss (default 0: off)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40],
                         help="x264 CRFs the footage is degraded and scored at (default 15 32 40)")
     parser.add_argument("--seed", type=int, default=0)
@@ -38,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     result = personalize(args.videos, base=args.base, out=args.output, iterations=args.iterations, lr=args.lr,
                          crfs=tuple(args.crf), device=args.device, precision=args.precision, seed=args.seed,
-                         progress=not args.no_progress, patch=args.patch, tune_only=tuple(args.tune_only))
+                         progress=not args.no_progress, patch=args.patch, tune_only=tuple(args.tune_only),
+                         l2sp=args.l2sp)
     print(result.summary())
     return 0

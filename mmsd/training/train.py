@@ -97,6 +97,7 @@ class TrainConfig:
     val_frame_step: int = 10
     keep_best: bool = False             # the model file holds the best-validating weights, the start's included
     tune_only: tuple[str, ...] = ()     # train only these top-level parts (e.g. reconstruction), freeze the rest
+    l2sp: float = 0.0                   # + l2sp * sum of squared distances of the weights from the starting ones
     checkpoint_every: int = 200
     snapshot_every: int = 0             # also keep the weights every this many iterations (learning curves)
     log_every: int = 10
@@ -180,6 +181,11 @@ class Trainer:
                 raise MmsdError(f"the starting weights do not fit the {model_name} config ({first})") from None
         if cfg.tune_only:
             freeze_except(self.model, cfg.tune_only)
+        # L2-SP (Li et al., 2018): fine-tuning pulled towards the starting weights, not towards zero
+        self.start_weights = {}
+        if cfg.l2sp > 0 and init_state is not None:
+            self.start_weights = {name: p.detach().clone() for name, p in self.model.named_parameters()
+                                  if p.requires_grad}
         self.disc = (Discriminator(channels=model_config.get("disc_channels", 64)).to(self.dist.device)
                      if cfg.gan else None)
         self.opt_g = torch.optim.Adam(self._param_groups(self.model), lr=cfg.lr, betas=cfg.betas)
@@ -315,6 +321,11 @@ class Trainer:
             l_e = losses.au_loss(out.au.float(), batch.au, batch.au_mask)
             loss = loss + cfg.au_weight * l_e
             terms["au"] = l_e.item()
+        if self.start_weights:
+            drift = sum(((p - self.start_weights[name]) ** 2).sum() for name, p in self.model.named_parameters()
+                        if name in self.start_weights)
+            loss = loss + cfg.l2sp * drift
+            terms["drift"] = float(drift)
         if self.disc is not None and self.iteration >= self.adv_start:
             # D: real HR vs restored (detached), both under the sent emotion state
             d_loss = losses.discriminator_loss(self._disc_logits(batch.hr, batch.emotion),
