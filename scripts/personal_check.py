@@ -74,7 +74,7 @@ OLD_DEFAULTS = {"lr": 1e-4, "iterations": 600, "crop": "head-zoom"}
 
 def portrait_footage(name: str, out: Path) -> Path:
     """10 s of the portrait along camera path 1 (head framing), x264 CRF 12: the 'earlier call'."""
-    from mmsd.data.dataset import content
+    from mmsd.data import content
     from mmsd.data.stills import PORTRAITS
 
     return _write_footage(content.portrait_clip([p.name for p in PORTRAITS].index(name), "head", 1,
@@ -83,7 +83,7 @@ def portrait_footage(name: str, out: Path) -> Path:
 
 def _write_footage(clip, out: Path) -> Path:
     """out/footage.mp4: the HR frames of a `mmsd.data.content` clip at x264 CRF 12 (kept when it exists)."""
-    from mmsd.data.dataset import content
+    from mmsd.data import content
     from mmsd.media.codec import VideoWriter
 
     video = out / "footage.mp4"
@@ -96,7 +96,7 @@ def _write_footage(clip, out: Path) -> Path:
 
 def face_footage(name: str, out: Path) -> Path:
     """10 s of real face `name` of FACES along its camera path 1, x264 CRF 12."""
-    from mmsd.data.dataset import content
+    from mmsd.data import content
     from mmsd.data.stills import FACES
 
     return _write_footage(content.face_clip([p.name for p in FACES].index(name), 1,
@@ -107,7 +107,7 @@ def call_clip(name: str) -> tuple[np.ndarray, np.ndarray]:
     """A call of 2 x FOOTAGE_SECONDS: a real face (of FACES, MORE_FACES or PORTRAITS) filmed in whole CIF
     frames as a webcam sees a speaker: the face box (Haar) 40% of the frame high, or more where the photo
     holds no wider view (the frame stays inside the photo: no reflected sides). -> (frames, face boxes)."""
-    from mmsd.data.dataset import content
+    from mmsd.data import content
     from mmsd.data.stills import FACES, MORE_FACES, PORTRAITS, animate
 
     photos = {p.name: p for p in (*FACES, *MORE_FACES, *PORTRAITS)}
@@ -125,7 +125,7 @@ def call_clip(name: str) -> tuple[np.ndarray, np.ndarray]:
 def call_footage(name: str, out: Path) -> Path:
     """The call's first half as the earlier footage (x264 CRF 12); its second half, the call itself, goes to
     out/call.mp4 (what the sender encodes) and out/call.npz (the frames and face boxes it is scored on)."""
-    from mmsd.data.dataset import content
+    from mmsd.data import content
     from mmsd.media.codec import VideoWriter
 
     files = ("footage.mp4", "call.mp4", "call.npz")
@@ -200,7 +200,7 @@ def actor_calls(synth: Path, number: int) -> list[tuple[Path, np.ndarray, np.nda
     """Kind `actorcall`: four of an actor's statement-02 videos (normal intensity; neutral, happy, angry,
     disgust), whole frames: (video, its frames, the face boxes of its landmark CSV, as `mmsd prepare` draws
     them). Four of eight keep a check at ~7 min of one core."""
-    from mmsd.data.dataset import openface
+    from mmsd.data import openface
     from mmsd.data.degrade import DegradeConfig, FaceCrop, face_mouth_boxes
     from mmsd.media import codec
 
@@ -344,7 +344,7 @@ def real_video(name: str, start: int, stop: int | None, out: Path, file: str) ->
     written near-losslessly to out/FILE.mp4 by `realvideo.write_call`: (video, truth frames, face boxes)."""
     import dataclasses
 
-    from mmsd.data.dataset import realvideo
+    from mmsd.data import realvideo
 
     source = next(s for s in realvideo.SOURCES if s.name == name)
     first = source.start + start

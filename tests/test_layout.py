@@ -87,3 +87,31 @@ def test_no_module_over_600_lines_unless_it_says_why(path):
         head = "\n".join(text.splitlines()[:15]).lower()
         assert "lines" in head and "because" in head, (
             f"{path.relative_to(PACKAGE)}: {lines} lines; split it along a seam or say why in its first lines")
+
+
+def _named_imports(path: Path) -> list[tuple[int, str, str | None]]:
+    """(line, module, name or None) of every absolute `mmsd` import in `path`, lazy ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, None) for alias in node.names if alias.name.startswith("mmsd")]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("mmsd"):
+            found += [(node.lineno, node.module, alias.name) for alias in node.names]
+    return found
+
+
+def test_every_mmsd_import_of_the_package_and_the_scripts_resolves():
+    # the scripts import lazily, inside functions: a module that moved left `personal_check.py` importing
+    # `mmsd.data.dataset.realvideo` unnoticed until someone ran the protocol
+    import importlib
+
+    broken = []
+    for path in [*_modules(), *sorted((PACKAGE.parent / "scripts").glob("*.py"))]:
+        for line, module, name in _named_imports(path):
+            try:
+                imported = importlib.import_module(module)
+                if name is not None and not hasattr(imported, name):
+                    importlib.import_module(f"{module}.{name}")
+            except ImportError:
+                broken.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {module}{'.' + name if name else ''}")
+    assert not broken, "imports that do not resolve:\n" + "\n".join(broken)
