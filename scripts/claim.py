@@ -3,6 +3,7 @@ three seeds each, the same data, recipe and iterations, resumably.
 
     python scripts/claim.py train                 # every (model, seed) chain, two at a time, one thread each
     python scripts/claim.py train edvr:1 mmsd-hq:1  # some chains
+    python scripts/claim.py train edvr:long mmsd-hq:long  # the learning-curve runs (LONG_ITERATIONS)
     python scripts/claim.py status                # where each chain is, and its wall time so far
     python scripts/claim.py evaluate              # the finished chains on the synthetic test actors
     python scripts/claim.py evaluate --shipped    # ... and the shipped edvr and mmsd, for reference
@@ -21,7 +22,9 @@ width 48 (the paper's 64 would double EDVR's MACs), a 32-channel upsampler and E
 (`HQ`). EDVR small's stage 1 for seed 0 is the one shipped up to commit STAGE1_COMMIT (this recipe, seed 0,
 trained on 2026-11-30 with that day's code), read from git rather than trained again.
 
-Runs go to runs/claim/NAME-sSEED/{stage1,stage3}; each stage keeps snapshots every 1,000 iterations.
+Runs go to runs/claim/NAME-sSEED/{stage1,stage3}; each stage keeps snapshots every 1,000 iterations. The
+learning curves come from runs/claim/NAME-s0/long: stage 1 of seed 0 on a 12,000-iteration cosine (3x
+the shipped budget), its snapshots scored by scripts/curves.py.
 Scores (per test clip and CRF, the mean face and mouth PSNR over FRAMES_PER_CLIP frames of the clip) are
 kept in results/claim/scores/LABEL.json; `report` pairs the seeds and bootstraps the test clips
 (`mmsd.evaluation.stats.clip_bootstrap`).
@@ -56,6 +59,7 @@ MODELS: dict[str, tuple[list[str], list[str]]] = {
     "mmsd-hq": (["--model", "mmsd", "--set", *HQ], train_shipped.REAL_AUDIO),
 }
 STAGE3_RECIPE = "D"
+LONG_ITERATIONS = 12_000  # the learning-curve run: stage 1 of seed 0 on a 3x longer cosine (NAME:long)
 RESULTS = ROOT / "results" / "claim"
 FRAMES_PER_CLIP = 4
 CRFS = (15, 32, 40)
@@ -65,9 +69,10 @@ SHIPPED_REFERENCE = {"edvr-shipped": "edvr", "mmsd-shipped": "mmsd"}  # label ->
 def stage_arguments(name: str, seed: int, stage: str, data: Path, out: Path, init: Path | None) -> list[str]:
     """`mmsd train` arguments of one stage of one chain (the seed last, so it wins)."""
     stage1, stage3 = MODELS[name]
-    if stage == "stage1":
+    if stage in ("stage1", "long"):
+        longer = ["--iterations", str(LONG_ITERATIONS)] if stage == "long" else []
         return ["--data", str(data), "--out", str(out), *train_shipped.COMMON, *stage1, "--snapshot-every", "1000",
-                "--seed", str(seed)]
+                *longer, "--seed", str(seed)]
     recipe = train_shipped.VIDEO_RECIPES[STAGE3_RECIPE][1]
     return ["--data", str(data), "--out", str(out), "--init", str(init), *recipe, *stage3, "--seed", str(seed)]
 
@@ -90,7 +95,7 @@ def run_stage(name: str, seed: int, stage: str, threads: int) -> int:
         train_shipped.stage1_weights("edvr", run / "model.safetensors")
         return 0
     init = folder / "stage1" / "model.safetensors" if stage == "stage3" else None
-    data = ROOT / "data" / "cache" if stage == "stage1" else ROOT / train_shipped.S3 / "cache"
+    data = ROOT / train_shipped.S3 / "cache" if stage == "stage3" else ROOT / "data" / "cache"
     mmsd = [sys.executable, "-m", "mmsd.cli", "train"]
     if (run / "checkpoint.safetensors").exists():
         command = mmsd + ["--resume", str(run)]
@@ -105,7 +110,9 @@ def run_stage(name: str, seed: int, stage: str, threads: int) -> int:
         return subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def run_chain(name: str, seed: int, threads: int) -> int:
+def run_chain(name: str, seed: int | str, threads: int) -> int:
+    if seed == "long":
+        return run_stage(name, 0, "long", threads)
     for stage in ("stage1", "stage3"):
         code = run_stage(name, seed, stage, threads)
         if code:
@@ -113,11 +120,12 @@ def run_chain(name: str, seed: int, threads: int) -> int:
     return 0
 
 
-def parse_chain(spec: str) -> tuple[str, int]:
+def parse_chain(spec: str) -> tuple[str, int | str]:
+    """NAME:SEED, or NAME:long (the learning-curve run)."""
     name, _, seed = spec.partition(":")
-    if name not in MODELS or not seed.isdigit():
-        raise argparse.ArgumentTypeError(f"NAME:SEED with NAME in {', '.join(MODELS)}, got {spec!r}")
-    return name, int(seed)
+    if name not in MODELS or not (seed.isdigit() or seed == "long"):
+        raise argparse.ArgumentTypeError(f"NAME:SEED or NAME:long with NAME in {', '.join(MODELS)}, got {spec!r}")
+    return name, int(seed) if seed.isdigit() else seed
 
 
 def status() -> None:
@@ -126,7 +134,7 @@ def status() -> None:
     for seed in SEEDS:
         for name in MODELS:
             parts = []
-            for stage in ("stage1", "stage3"):
+            for stage in ("stage1", "stage3", "long")[:3 if seed == 0 else 2]:
                 run = chain_folder(name, seed) / stage
                 info = run / "run.json"
                 if finished(run) and not info.is_file():
