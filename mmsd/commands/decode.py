@@ -17,6 +17,7 @@ import torch
 from mmsd import emotions
 from mmsd.errors import MmsdError
 from mmsd.models import precision
+from mmsd.restore.files import OUTPUT_CRF, OUTPUT_PRESET
 from mmsd.restore.loading import DEFAULT_MODEL, LOW_LATENCY_MODEL
 from mmsd.restore.restorer import DEFAULT_TILE, ENGINES, MAX_OUTPUT_HEIGHT, MAX_OUTPUT_PIXELS, MAX_OUTPUT_WIDTH, Restorer
 from mmsd.restore.threads import set_threads
@@ -54,8 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help=f"restore even when the output would exceed {MAX_OUTPUT_WIDTH}x{MAX_OUTPUT_HEIGHT}"
                              " (such an input is most likely not the low-resolution stream this tool is for)")
-    parser.add_argument("--crf", type=float, default=12, help="x264 CRF of the restored video (default 12)")
-    parser.add_argument("--preset", default="fast", help="x264 preset of the restored video (default fast)")
+    parser.add_argument("--crf", type=float, default=OUTPUT_CRF,
+                        help=f"x264 CRF of the restored video (default {OUTPUT_CRF:g})")
+    parser.add_argument("--preset", default=OUTPUT_PRESET,
+                        help=f"x264 preset of the restored video (default {OUTPUT_PRESET})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 

@@ -57,6 +57,7 @@ from torch import nn
 from mmsd.errors import MmsdWarning
 from mmsd.models import RestorationOutput, build_model, load_config, parse_overrides, weights
 from mmsd.models.precision import autocast
+from mmsd.restore.files import OUTPUT_CRF, OUTPUT_PRESET
 from mmsd.restore.restorer import Restorer
 
 LR_HW = (72, 120)  # (H, W)
@@ -328,10 +329,10 @@ def profile_decoder(clip: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
         start = time.perf_counter()
         with VideoWriter(Path(folder) / "out.mp4", width=restored[0].shape[1], height=restored[0].shape[0],
-                         timing=timing, crf=12, preset="fast") as writer:
+                         timing=timing, crf=OUTPUT_CRF, preset=OUTPUT_PRESET) as writer:
             for frame in restored:
                 writer.write(frame)
-        timings["x264 encode of the 480x288 output (CRF 12, fast)"] = time.perf_counter() - start
+        timings[f"x264 encode of the 480x288 output (CRF {OUTPUT_CRF}, {OUTPUT_PRESET})"] = time.perf_counter() - start
     return {name: 1000 * seconds / n for name, seconds in timings.items()}
 
 

@@ -22,8 +22,8 @@ Choices:
   passed as None. A model that uses audio gets all-zero MFCC for a file without audio
   (what `mmsd.media.audio` gives for missing audio, and what training saw for silent clips);
   one that uses emotion gets the neutral state when none is given.
-* Output. x264 at CRF 12 (preset fast) by default: the restoration, not the re-encode,
-  should decide the quality. Every frame keeps its input's timestamp, at a constant or a
+* Output. x264 at CRF 12 (preset veryfast) by default: the restoration, not the re-encode,
+  should decide the quality (`mmsd.restore.files.OUTPUT_PRESET` says why veryfast). Every frame keeps its input's timestamp, at a constant or a
   variable frame rate, and each frame's MFCC is cut at that time (`mmsd.media.timing`). The
   input's first audio stream is copied packet for packet (no re-encode) into the same
   atomic write, interleaved with the video.
@@ -76,7 +76,7 @@ from mmsd.errors import MmsdError
 from mmsd.media.audio import MfccConfig, RunningCmvn, model_norm
 from mmsd.models.precision import autocast, resolve as resolve_precision
 from mmsd.restore import tiling
-from mmsd.restore.files import DecodeReport, restore_file
+from mmsd.restore.files import OUTPUT_CRF, OUTPUT_PRESET, DecodeReport, restore_file
 from mmsd.restore.loading import DEFAULT_MODEL, load_network, to_onnx
 from mmsd.restore.threads import Workers, run_on_one_thread
 
@@ -430,8 +430,8 @@ class Restorer:
         *,
         emotion: int | str | emotions.EmotionState | None = None,
         progress: bool = True,
-        crf: float = 12,
-        preset: str = "fast",
+        crf: float = OUTPUT_CRF,
+        preset: str = OUTPUT_PRESET,
         on_warning: Callable[[str], None] | None = None,
         overlap: bool = True,
     ) -> DecodeReport:
