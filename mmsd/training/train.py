@@ -325,7 +325,7 @@ class Trainer:
             drift = sum(((p - self.start_weights[name]) ** 2).sum() for name, p in self.model.named_parameters()
                         if name in self.start_weights)
             loss = loss + cfg.l2sp * drift
-            terms["drift"] = float(drift)
+            terms["drift"] = drift.item()
         if self.disc is not None and self.iteration >= self.adv_start:
             # D: real HR vs restored (detached), both under the sent emotion state
             d_loss = losses.discriminator_loss(self._disc_logits(batch.hr, batch.emotion),
