@@ -365,6 +365,15 @@ def real_check(clip: str, base: str, settings: dict, tag: str) -> dict:
         videos.append(path if path.is_file() else real_video(name, start, stop, out, path.stem)[0])
     call_video, truth, boxes = real_video(*call, out, "call")
     model = out / "personal.safetensors"
+    if model.is_file():  # a model of earlier settings (or defaults) must not stand for these
+        from mmsd.training.personalize import DEFAULT_ITERATIONS, PERSONAL_L2SP, PERSONAL_LR
+
+        info = read_model(model)[3]["personalized"]
+        wanted = {"lr": settings.get("lr", PERSONAL_LR), "l2sp": settings.get("l2sp", PERSONAL_L2SP),
+                  "iterations": settings.get("iterations", DEFAULT_ITERATIONS)}
+        kept = {"lr": info["lr"], "l2sp": info["train_config"].get("l2sp", 0.0), "iterations": info["iterations"]}
+        if kept != wanted:
+            raise SystemExit(f"{out}: tuned with {kept}, not {wanted}; move it away or give a --tag")
     record = {"clip": clip, "from": base, "from_sha256": weights_id(base), "settings": settings,
               "footage": [f"{n} frames {a}-{'end' if b is None else b - 1}" for n, a, b in footage],
               "call": f"{call[0]} frames {call[1]}-{'end' if call[2] is None else call[2] - 1}"}
@@ -379,6 +388,7 @@ def real_check(clip: str, base: str, settings: dict, tag: str) -> dict:
                       [(call_video, truth, boxes)], crfs=(REAL_CRF,))
     crf = str(REAL_CRF)
     record |= {"helped": info["helped"], "iterations": info["iterations"], "lr": info["lr"],
+               "l2sp": info["train_config"].get("l2sp", 0.0),
                "train_config": {k: info["train_config"].get(k) for k in ("tune_only", "patch", "batch_size")},
                "held_out": info["held_out"], "held_out_face_psnr": info["held_out_face_psnr"][crf],
                "predicted_gain": info["held_out_face_psnr"][crf]["gain_db"],
@@ -400,7 +410,7 @@ def real_protocol(clips: list[str], base: str, settings: dict, tag: str) -> None
     used = rows[0]
     lines = [f"**`mmsd personalize --from {base}` on real video** (`python scripts/personal_check.py real --from "
              f"{base}`{' ' + ' '.join(personalize_flags(settings)) if settings else ''}): lr {used['lr']:g}, "
-             f"{used['iterations']} iterations. Tuned on earlier footage, scored on a later call sent whole by `mmsd "
+             f"{used['iterations']} iterations, L2-SP {used.get('l2sp', 0.0):g}. Tuned on earlier footage, scored on a later call sent whole by `mmsd "
              f"encode --crf {REAL_CRF}` and restored as `mmsd decode` restores it: face PSNR (dB) on the per-frame "
              f"face boxes of every 2nd frame. Predicted: the gain `mmsd personalize` printed for its held-out "
              f"footage at CRF {REAL_CRF}; actual: personal - general on the call. Personal = the general weights "

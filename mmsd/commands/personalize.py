@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mmsd.models.precision import add_argument as add_precision_argument
-from mmsd.training.personalize import DEFAULT_ITERATIONS, PERSONAL_LR, PERSONAL_PATCH, personalize
+from mmsd.training.personalize import DEFAULT_ITERATIONS, PERSONAL_L2SP, PERSONAL_LR, PERSONAL_PATCH, personalize
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune-only", nargs="+", default=[], metavar="PART",
                         help="train only these top-level parts of the network (e.g. reconstruction), the rest "
                              "frozen (default: all of it)")
-    parser.add_argument("--l2sp", type=float, default=0.0, metavar="ALPHA",
+    parser.add_argument("--l2sp", type=float, default=PERSONAL_L2SP, metavar="ALPHA",
                         help="pull the weights towards the starting model's: + ALPHA x their squared distance "
-                             "(L2-SP) in the loss (default 0: off)")
+                             f"(L2-SP) in the loss (default {PERSONAL_L2SP:g}; 0: off)")
     parser.add_argument("--crf", type=int, nargs="+", default=[15, 32, 40],
                         help="x264 CRFs the footage is degraded and scored at (default 15 32 40)")
     parser.add_argument("--seed", type=int, default=0)

@@ -23,7 +23,8 @@ names; stretches without a face are skipped.
 4. The model given by `--from` is fine-tuned by the core `mmsd finetune` uses
    (`mmsd.training.finetune.tune`): L1 (+ the AU loss, masked: personal footage has no AU target),
    every CRF mixed, lr `PERSONAL_LR` decaying (cosine) to 1e-6, batch 8 of `--patch`-sized LR
-   crops at the face, `DEFAULT_ITERATIONS`; `--tune-only PART ...` trains only those parts.
+   crops at the face, `DEFAULT_ITERATIONS`, held near the starting weights by L2-SP
+   (`PERSONAL_L2SP`, `--l2sp`); `--tune-only PART ...` trains only those parts.
 5. The held-out stretches are sent as a call is (whole frames, `mmsd.personal_score`) and
    restored by the starting model, the tuned one and Bicubic (face PSNR per CRF on per-frame face
    boxes). If the tuned model gains less than `MIN_GAIN` dB over the starting one (mean over the
@@ -58,7 +59,8 @@ if TYPE_CHECKING:
 
 # chosen on the real-video protocol of scripts/personal_check.py (`real`; README, "A personal model")
 DEFAULT_ITERATIONS = 400
-PERSONAL_LR = 2e-4
+PERSONAL_LR = 1e-3  # with L2-SP; 2e-4 without it until 2026-12-07 (docs/personal.md, "L2-SP")
+PERSONAL_L2SP = 1e-3  # + this x the squared distance of the weights from the starting model's
 PERSONAL_PATCH = 32  # LR crop side, as the general models train
 MIN_GAIN = 0.1  # dB over the starting model on the held-out calls (mean over CRFs) for OUT to be the tuned model
 DETECT_SECONDS = 0.2  # Haar face detection on one frame in this many seconds while reading
@@ -381,7 +383,7 @@ def resolve_output(out: Path, videos: Sequence[Path]) -> Path:
 def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int = DEFAULT_ITERATIONS,
                 lr: float = PERSONAL_LR, patch: int = PERSONAL_PATCH, crfs: Sequence[int] = (15, 32, 40),
                 device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
-                **train_options) -> Personalized:
+                l2sp: float = PERSONAL_L2SP, **train_options) -> Personalized:
     """Fine-tune model `base` (a name or a file) on `videos` of one speaker and write the personal model
     to `out` (the starting weights when the held-out calls gain under MIN_GAIN). patch: side of the LR
     training crops; train_options: further `TrainConfig` fields (e.g. batch_size, tune_only, num_workers)."""
@@ -420,7 +422,8 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
         tuned_path = finetune.tune(
             weights=base_path, cache=cache, out=run, actors=(ACTOR,), train_keys=train_keys,
             val_keys=train_keys[:1], iterations=iterations, lr=lr, seed=seed, device=device, precision=precision,
-            lr_schedule="cosine", patch=patch, val_frame_step=1_000_000, progress=progress, **train_options)
+            lr_schedule="cosine", patch=patch, val_frame_step=1_000_000, progress=progress, l2sp=l2sp,
+            **train_options)
         calls = list(held_out(footage, held))
         psnr = score_calls({"general": str(base_path), "tuned": str(tuned_path), "bicubic": "bicubic"}, calls,
                            crfs=crfs, work=Path(work), precision=precision)
@@ -433,7 +436,7 @@ def personalize(videos: Sequence[Path], *, base: str, out: Path, iterations: int
         "videos": [{"file": v.path.name, "frames": v.num_frames, "seconds": round(v.seconds, 3),
                     "frames_with_face": int(v.found.sum())} for v in footage],
         "held_out": [{"video": s.video, "frames": [s.start, s.stop]} for s in held],
-        "gap_seconds": GAP_SECONDS, "crop_size": [width, height], "iterations": iterations, "lr": lr,
+        "gap_seconds": GAP_SECONDS, "crop_size": [width, height], "iterations": iterations, "lr": lr, "l2sp": l2sp,
         "crfs": list(crfs), "min_gain_db": MIN_GAIN, "gain_db": result.gain,
         "held_out_face_psnr": {str(crf): {"general": psnr["general"][crf], "tuned": psnr["tuned"][crf],
                                           "bicubic": psnr["bicubic"][crf],
