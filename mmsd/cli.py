@@ -79,7 +79,9 @@ def usable_cpus() -> int:
 def _default_threads() -> None:
     """torch's threads for a command that loaded it: OMP_NUM_THREADS (or MKL_NUM_THREADS) if set, else
     `usable_cpus()`. torch caps even OMP_NUM_THREADS at its physical-core count, so this sets the count
-    after torch loads rather than through the environment; a command's --threads still wins later."""
+    after torch loads rather than through the environment; a command's --threads still wins later.
+    Only in a process where the command loaded torch: changing the count of a host process that already
+    ran torch (tests calling `main`) made a later fork (`mmsd synth`'s pool) hang in its OpenMP."""
     torch = sys.modules.get("torch")
     if torch is None:
         return
@@ -103,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_warnings(name, show_warning)
     parser = argparse.ArgumentParser(prog=f"mmsd {name}", description=help_text)
     try:
+        host_torch = "torch" in sys.modules  # loaded by a program that calls main(): its threads are its own
         module = importlib.import_module(module_name)
-        _default_threads()
+        if not host_torch:
+            _default_threads()
         module.add_arguments(parser)
         args = parser.parse_args(rest)
         return int(module.run(args) or 0)

@@ -382,25 +382,34 @@ def test_low_latency_decode_needs_a_causal_model_and_waits_for_no_future_frame(e
 
 
 def _threads_of_a_fresh_command(env_extra: dict[str, str]) -> int:
-    """torch's thread count inside a new `mmsd` process (the `models` command, whose run we replace)."""
+    """torch's thread count in a new `mmsd decode` process, as its --help reports it."""
     import os
+    import re
     import subprocess
     import sys
 
-    code = ("import torch, mmsd.cli as c, mmsd.commands.catalog as m\n"
-            "m.run = lambda args: print('threads', torch.get_num_threads()) or 0\n"
-            "c.main(['models'])")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")} | env_extra
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    return int(out.split()[-1])
+    out = subprocess.run([sys.executable, "-m", "mmsd.cli", "decode", "--help"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return int(re.search(r"may use, (\d+) here", " ".join(out.split())).group(1))
+
+
+class _StandInTorch:
+    def __init__(self, threads: int):
+        self.threads = threads
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, threads: int) -> None:
+        self.threads = threads
 
 
 def test_commands_use_every_usable_cpu_not_torchs_physical_core_guess(monkeypatch):
     # torch counts the physical cores of /proc/cpuinfo: two vCPUs described as SMT siblings of one core gave
     # one thread, and the decoder one worker. A command starts torch with the CPUs it may run on instead.
     import os
-
-    import mmsd.commands.catalog
+    import sys
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
     monkeypatch.setattr("builtins.open", _fake_cpu_max("max 100000"))
@@ -409,24 +418,32 @@ def test_commands_use_every_usable_cpu_not_torchs_physical_core_guess(monkeypatc
     assert cli.usable_cpus() == 2  # a quota of 1.5 CPUs (a container's --cpus 1.5): two threads
     monkeypatch.undo()
 
+    stand_in = _StandInTorch(threads=1)  # what torch 2.13 starts with on "1 core x 2 threads"
+    monkeypatch.setitem(sys.modules, "torch", stand_in)
+    monkeypatch.setattr(cli, "usable_cpus", lambda: 2)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
-    monkeypatch.setattr(cli, "usable_cpus", lambda: 3)
-    threads = {}
-    monkeypatch.setattr(mmsd.commands.catalog, "run", lambda args: threads.setdefault("run", torch.get_num_threads()))
-    before = torch.get_num_threads()
-    try:
-        cli.main(["models"])
-        assert threads.pop("run") == 3  # torch's physical-core guess replaced before the command runs
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        cli.main(["models"])
-        assert threads.pop("run") == 1  # the user's value wins
-    finally:
-        torch.set_num_threads(before)
+    cli._default_threads()
+    assert stand_in.threads == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's value wins, even above torch's own cap
+    cli._default_threads()
+    assert stand_in.threads == 3
     monkeypatch.undo()
-    # and torch takes it in a fresh process
+    # and a fresh command process has it before it parses its arguments
     assert _threads_of_a_fresh_command({}) == cli.usable_cpus()
     assert _threads_of_a_fresh_command({"OMP_NUM_THREADS": "1"}) == 1
+
+
+def test_a_host_process_keeps_its_own_thread_count(monkeypatch):
+    # a program (or a test) that already runs torch and calls cli.main keeps its threads: changing them
+    # there made a later fork (`mmsd synth`'s pool) hang in OpenMP
+    import mmsd.commands.catalog
+
+    monkeypatch.setattr(cli, "usable_cpus", lambda: torch.get_num_threads() + 1)
+    monkeypatch.setattr(mmsd.commands.catalog, "run", lambda args: 0)
+    before = torch.get_num_threads()
+    assert cli.main(["models"]) == 0
+    assert torch.get_num_threads() == before
 
 
 def _fake_cpu_max(text: str):
