@@ -307,7 +307,7 @@ def test_finetune_adapts_on_statement_1_and_scores_statement_2(prepared_cache, t
             self.args = (model_name, model_config, init_state, Path(out))
             self.checkpoint_path = Path(out) / "checkpoint.safetensors"
 
-        def fit(self, resume=False):
+        def fit(self, resume=False, progress=True):
             name, config, state, out = self.args
             save_model(out / "model.safetensors", name=name, config=config, state=state)
 
