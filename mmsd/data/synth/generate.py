@@ -265,7 +265,9 @@ def generate(cfg: SynthConfig, *, workers: int = 1, progress: bool = True) -> tu
                 _work(job)
                 bar.update()
         else:
-            with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+            # spawn, not fork: a forked child inherits the locks other threads of the caller held (an FFmpeg
+            # codec lock left taken hung a test process's workers in the AAC encoder's open), as `prepare` does
+            with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
                 for _ in pool.imap_unordered(_work, todo, chunksize=1):
                     bar.update()
     finally:
