@@ -161,18 +161,17 @@ def chain_label(name: str, seed: int) -> str:
 def evaluate_models(labelled: dict[str, str]) -> None:
     """Score models (label -> weights path or shipped name) on the test actors; write one scores file each."""
     from mmsd.evaluation.protocol import FrameSubset, evaluate, load_models
+    from mmsd.evaluation.tables import group_means
     from mmsd.models.weights import find_model, read_model
 
     models = load_models([f"{label}={target}" for label, target in labelled.items()])
     rows = evaluate(ROOT / "data" / "cache", models, subset=FrameSubset(per_clip=FRAMES_PER_CLIP))
+    means = group_means(rows, ("model", "crf", "clip"), ("face_psnr", "mouth_psnr"))  # per clip: its frames' mean
     (RESULTS / "scores").mkdir(parents=True, exist_ok=True)
     for label, target in labelled.items():
-        mine = [r for r in rows if r.model == label]
-        scores: dict[str, dict[str, list[float]]] = {}
-        for crf in CRFS:
-            clips = sorted({r.clip for r in mine if r.crf == crf})
-            scores[str(crf)] = {clip: [float(np.mean([getattr(r, m) for r in mine if r.crf == crf and r.clip == clip]))
-                                       for m in ("face_psnr", "mouth_psnr")] for clip in clips}
+        scores = {str(crf): {clip: [m["face_psnr"], m["mouth_psnr"]]
+                             for (model, c, clip), m in sorted(means.items()) if model == label and c == crf}
+                  for crf in CRFS}
         info = read_model(find_model(target) or Path(target))[3]
         record = {"model": target if not Path(target).is_absolute() else os.path.relpath(target, ROOT),
                   "iterations": info.get("iterations"), "wall_seconds": info.get("wall_seconds"),

@@ -410,7 +410,8 @@ def real_protocol(clips: list[str], base: str, settings: dict, tag: str) -> None
     used = rows[0]
     lines = [f"**`mmsd personalize --from {base}` on real video** (`python scripts/personal_check.py real --from "
              f"{base}`{' ' + ' '.join(personalize_flags(settings)) if settings else ''}): lr {used['lr']:g}, "
-             f"{used['iterations']} iterations, L2-SP {used.get('l2sp', 0.0):g}. Tuned on earlier footage, scored on a later call sent whole by `mmsd "
+             f"{used['iterations']} iterations, L2-SP {used.get('l2sp', 0.0):g}. Tuned on earlier footage, scored "
+             f"on a later call sent whole by `mmsd "
              f"encode --crf {REAL_CRF}` and restored as `mmsd decode` restores it: face PSNR (dB) on the per-frame "
              f"face boxes of every 2nd frame. Predicted: the gain `mmsd personalize` printed for its held-out "
              f"footage at CRF {REAL_CRF}; actual: personal - general on the call. Personal = the general weights "
@@ -449,12 +450,13 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "data" / "cache",
                         help="`mmsd prepare` cache of that corpus, for the scores (default data/cache)")
     args = parser.parse_args()
+    # personalize's options given here (the others: its own defaults)
+    settings = {key: value for key in ("iterations", "lr", "patch", "tune_only", "l2sp")
+                if (value := getattr(args, key))}
     if args.kind == "summary":
         summary(ROOT / "results" / "personal")
         return 0
     if args.kind == "real":
-        settings = {key: value for key in ("iterations", "lr", "patch", "tune_only", "l2sp")
-                    if (value := getattr(args, key))}
         real_protocol(args.clips, args.base, settings, args.tag)
         return 0
     if args.name is None:
@@ -483,8 +485,6 @@ def main() -> int:
         earlier = json.loads((out / "check.json").read_text()).get("from_sha256")
         if earlier != base_id:
             raise SystemExit(f"{out}: tuned from other weights of {args.base} ({earlier}); move it away to re-run")
-    settings = {key: value for key in ("iterations", "lr", "patch", "tune_only", "l2sp")
-                if (value := getattr(args, key))}
     check = {"footage": [os.path.relpath(v, ROOT) for v in videos], "from": args.base, "from_sha256": base_id,
              "settings": settings}
     if not model.is_file():

@@ -32,10 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bf16_decode import TEXT, agreement, make_clip, timed_decode, write_outputs  # noqa: E402  (a sibling script)
 
-from mmsd.evaluation.bench import cpu_name, describe_clip  # noqa: E402
+from mmsd.evaluation.bench import cpu_facts, describe_clip, describe_cpu  # noqa: E402
 from mmsd.media.codec import probe  # noqa: E402
-from mmsd.models.precision import (  # noqa: E402
-    PRECISIONS, cpu_flags, cpu_has_fast_bf16, cpu_kind, cpu_topology, isa_limits)
+from mmsd.models.precision import PRECISIONS  # noqa: E402
 
 # One other job on the machine: a single-threaded matmul loop, as a second program would load one core.
 BUSY_JOB = "import torch; torch.set_num_threads(1); a = torch.randn(384, 384)\nwhile True: a @ a"
@@ -116,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if other[0] == args.settings[0][0]:
             whole, worst = agreement(first, restored(folder, *other))
             agree[f"{names[0]} vs {name}"] = {"psnr": whole, "worst_frame_psnr": worst}
-    result = {"clip": facts, "clip_seconds": seconds, "frames": frames, "crf": args.crf, "cpu": cpu_name(),
-              "cpu_kind": cpu_kind(), "cpu_flags": list(cpu_flags()),
-              "cpu_topology": cpu_topology(), "isa_limits": isa_limits(), "fast_bf16": cpu_has_fast_bf16(),
+    result = {"clip": facts, "clip_seconds": seconds, "frames": frames, "crf": args.crf, **cpu_facts(),
               "busy": args.busy, "repeats": args.repeats, "runs": runs, "median": median, "agreement": agree}
     clip_options = ["--input", str(args.input)] if args.input else ["--text-repeats", str(args.text_repeats)]
     command = " ".join(["python scripts/realtime_decode.py --settings", *names, "--repeats", str(args.repeats),
@@ -126,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--out", str(args.out)])
     lines = [
         f"`mmsd decode --model MODEL --workers WORKERS --precision PRECISION` on {facts}, sent at CRF {args.crf} "
-        f"({result['cpu']}, {result['cpu_topology']}, {result['cpu_kind']}: {' '.join(result['cpu_flags'])}"
-        + "".join(f", {k}={v}" for k, v in result["isa_limits"].items()) + "; "
+        f"({describe_cpu(result)}; "
         f"{'one other single-threaded job running' if args.busy else 'nothing else running'}; `{command}`), "
         f"medians of {args.repeats} interleaved runs each:",
         "",

@@ -41,21 +41,26 @@ def _layer(path: Path) -> str:
     return parts[0]
 
 
+def _named_imports(path: Path) -> list[tuple[int, str, str | None]]:
+    """(line, module, name or None) of every absolute `mmsd` import in `path`, lazy ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, None) for alias in node.names if alias.name.startswith("mmsd")]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("mmsd"):
+            found += [(node.lineno, node.module, alias.name) for alias in node.names]
+    return found
+
+
 def _mmsd_imports(path: Path) -> set[str]:
     """The top-level names of mmsd that `path` imports (`from mmsd import x` counts as x)."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules = [node.module]
-            if node.module == "mmsd":
-                modules = [f"mmsd.{alias.name}" for alias in node.names]
-        else:
-            continue
-        names |= {m.split(".")[1] for m in modules if m.startswith("mmsd.")}
-        if "mmsd" in modules:  # `import mmsd`: only the package's own docstring and version
+    for _, module, name in _named_imports(path):
+        full = f"mmsd.{name}" if module == "mmsd" and name else module
+        if full == "mmsd":  # `import mmsd`: only the package's own docstring and version
             names.add("__init__")
+        elif full.startswith("mmsd."):
+            names.add(full.split(".")[1])
     return names
 
 
@@ -87,17 +92,6 @@ def test_no_module_over_600_lines_unless_it_says_why(path):
         head = "\n".join(text.splitlines()[:15]).lower()
         assert "lines" in head and "because" in head, (
             f"{path.relative_to(PACKAGE)}: {lines} lines; split it along a seam or say why in its first lines")
-
-
-def _named_imports(path: Path) -> list[tuple[int, str, str | None]]:
-    """(line, module, name or None) of every absolute `mmsd` import in `path`, lazy ones included."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name, None) for alias in node.names if alias.name.startswith("mmsd")]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("mmsd"):
-            found += [(node.lineno, node.module, alias.name) for alias in node.names]
-    return found
 
 
 def test_every_mmsd_import_of_the_package_and_the_scripts_resolves():

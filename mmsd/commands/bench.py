@@ -24,12 +24,11 @@ from pathlib import Path
 import torch
 
 from mmsd.errors import MmsdError
-from mmsd.evaluation.bench import (CONFIG_NAMES, LR_HW, PRECISIONS, Entry, cpu_name, describe_clip, entries, make_clip,
-                                   profile_decoder, profile_mmsd, run_decode, sized_clip, time_forward, time_stream,
-                                   time_train_step)
+from mmsd.evaluation.bench import (CONFIG_NAMES, LR_HW, PRECISIONS, Entry, cpu_facts, describe_clip,
+                                   describe_cpu, entries, make_clip, profile_decoder, profile_mmsd, run_decode,
+                                   sized_clip, time_forward, time_stream, time_train_step)
 from mmsd.media.fileio import atomic_path
 from mmsd.models import MODELS, weights
-from mmsd.models.precision import cpu_flags, cpu_kind, cpu_topology, has_fast_bf16, isa_limits
 from mmsd.restore.restorer import Restorer
 from mmsd.restore.threads import set_threads
 
@@ -128,18 +127,14 @@ def run(args: argparse.Namespace) -> int:
     meta = {"torch": torch.__version__, "threads": threads, "workers": args.workers, "cpus": os.cpu_count(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "python": platform.python_version(),
             "lr_size": list(reversed(LR_HW)), "frames": args.frames, "batch": args.batch,
-            "precisions": precisions, "cpu": cpu_name(), "cpu_kind": cpu_kind(), "cpu_flags": list(cpu_flags()),
-            "cpu_topology": cpu_topology(), "isa_limits": isa_limits(), "fast_bf16": has_fast_bf16("cpu"),
-            "load_average_before": list(os.getloadavg())}
+            "precisions": precisions, **cpu_facts(), "load_average_before": list(os.getloadavg())}
     if "onnx" in args.engines:
         import onnxruntime
 
         meta["onnxruntime"] = onnxruntime.__version__
     plural = "s" if threads > 1 else ""
-    print(f"mmsd bench: {threads} thread{plural}, {os.cpu_count()} CPUs ({meta['cpu']}, "
-          f"{meta['cpu_topology'] or 'topology unknown'}, {meta['cpu_kind']}"
-          + "".join(f", {k}={v}" for k, v in meta["isa_limits"].items()) + ": "
-          f"{' '.join(meta['cpu_flags']) or 'flags unknown'}; {'with' if meta['fast_bf16'] else 'no'} fast bf16), load average {os.getloadavg()[0]:.2f} "
+    print(f"mmsd bench: {threads} thread{plural}, {os.cpu_count()} CPUs ({describe_cpu(meta)}; "
+          f"{'with' if meta['fast_bf16'] else 'no'} fast bf16), load average {os.getloadavg()[0]:.2f} "
           "(other jobs on the CPU move every figure)")
     if "onnx" in args.engines:
         from mmsd.restore.onnx_engine import export_onnx

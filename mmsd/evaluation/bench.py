@@ -336,6 +336,22 @@ def profile_decoder(clip: Path) -> dict[str, float]:
     return {name: 1000 * seconds / n for name, seconds in timings.items()}
 
 
+def cpu_facts() -> dict:
+    """What a speed figure is keyed by: the CPU's name, kind, speed flags, how /proc/cpuinfo describes its
+    cores and threads, any ISA limit set in the environment, and whether bf16 is fast on it."""
+    from mmsd.models.precision import cpu_flags, cpu_kind, cpu_topology, has_fast_bf16, isa_limits
+
+    return {"cpu": cpu_name(), "cpu_kind": cpu_kind(), "cpu_flags": list(cpu_flags()), "cpu_topology": cpu_topology(),
+            "isa_limits": isa_limits(), "fast_bf16": has_fast_bf16("cpu")}
+
+
+def describe_cpu(facts: dict) -> str:
+    """`cpu_facts` in one line: "AMD EPYC, 2 cores x 1 thread, AVX-512 BF16 (no AMX): avx512_bf16 ..."."""
+    limits = "".join(f", {k}={v}" for k, v in facts["isa_limits"].items())
+    return (f"{facts['cpu']}, {facts['cpu_topology'] or 'topology unknown'}, {facts['cpu_kind']}{limits}: "
+            f"{' '.join(facts['cpu_flags']) or 'flags unknown'}")
+
+
 def cpu_name() -> str:
     """The CPU's model name (Linux), else the platform's processor string."""
     try:
