@@ -34,7 +34,7 @@ from bf16_decode import TEXT, agreement, make_clip, timed_decode, write_outputs 
 
 from mmsd.evaluation.bench import cpu_facts, describe_clip, describe_cpu  # noqa: E402
 from mmsd.media.codec import probe  # noqa: E402
-from mmsd.models.precision import PRECISIONS  # noqa: E402
+from mmsd.models.precision import INFERENCE_PRECISIONS as PRECISIONS  # noqa: E402
 
 # One other job on the machine: a single-threaded matmul loop, as a second program would load one core.
 BUSY_JOB = "import torch; torch.set_num_threads(1); a = torch.randn(384, 384)\nwhile True: a @ a"

@@ -23,6 +23,8 @@ import numpy as np
 
 from personal_check import ROOT, restored, score_sent  # scripts/ is on sys.path when this file runs
 
+from mmsd.models.precision import INFERENCE_PRECISIONS
+
 # clip -> (seconds from the validation source's first frame, length in seconds (None = to the end))
 CALLS = {"franck_late": (16.0, 12.0), "single_face": (0.0, None), "wolfgang": (0.0, None)}
 DEFAULT_MODELS = ("bicubic", "mmsd-fast", "mmsd", "edvr", "dbpn")
@@ -35,7 +37,7 @@ def main() -> int:
     parser.add_argument("--crf", type=int, nargs="+", default=[32], help="CRFs (default 32)")
     parser.add_argument("--frame-step", type=int, default=2, help="score every k-th frame (default 2)")
     parser.add_argument("--clips", nargs="+", choices=list(CALLS), default=list(CALLS))
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
                         help="arithmetic of the networks, as `mmsd decode --precision` (default auto)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "realvideo")
     parser.add_argument("--figure", action="store_true",
@@ -68,7 +70,8 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"protocol": __doc__.split("\n\n")[0].replace("\n", " "), "crfs": args.crf,
               "frame_step": args.frame_step, "models": models, "precision": args.precision, "cpu": cpu_name(),
-              "seconds": round(time.monotonic() - started, 1), "clips": table}
+              "seconds": round(time.monotonic() - started, 1), "clips": table,
+              "command": " ".join(["python scripts/realvideo_check.py", *sys.argv[1:]])}
     (args.out / "realvideo.json").write_text(json.dumps(record, indent=1) + "\n")
     (args.out / "realvideo.md").write_text(markdown(record))
     if args.figure:
@@ -110,7 +113,8 @@ def markdown(record: dict) -> str:
     names = list(record["models"])
     lines = ["# Real-video validation clips, whole frames through encode + decode", "",
              f"Face PSNR (dB) on every {record['frame_step']}nd frame's face box; gain over Bicubic in brackets. "
-             "Made by `python scripts/realvideo_check.py`.", ""]
+             f"Made by `{record.get('command', 'python scripts/realvideo_check.py')}`"
+             f" ({record['precision']} precision asked; CPU: {record['cpu']}).", ""]
     for crf in record["crfs"]:
         lines += [f"## CRF {crf}", "", "| clip | frames | face px | " + " | ".join(names) + " |",
                   "|---|---|---|" + "---|" * len(names)]

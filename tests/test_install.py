@@ -46,7 +46,8 @@ def test_the_wheel_installs_and_decodes_with_a_shipped_name_from_any_folder(tmp_
     shutil.copytree(SOURCE / "mmsd", source / "mmsd", ignore=shutil.ignore_patterns("__pycache__"))
     _run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp_path / "dist", source])
     (wheel,) = (tmp_path / "dist").glob("mmsd-*.whl")
-    shipped = sorted(p.name for p in weights.SHIPPED_DIR.iterdir() if p.suffix in (".safetensors", ".md"))
+    shipped = sorted(p.name for p in weights.SHIPPED_DIR.iterdir()
+                     if p.suffix in (".safetensors", ".md") or p.name.endswith(".int8.json"))
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
@@ -78,5 +79,7 @@ def test_the_wheel_installs_and_decodes_with_a_shipped_name_from_any_folder(tmp_
     assert f"shipped in {site / 'mmsd' / 'shipped'}," in listing and "validation: face PSNR" in listing
     _run([venv / "bin" / "mmsd", "decode", "low.mp4", "-o", "out.mp4", "--model", "mmsd", "-q"],
          cwd=elsewhere, env=env)
+    _run([venv / "bin" / "mmsd", "decode", "low.mp4", "-o", "int8.mp4", "--precision", "int8", "-q"],
+         cwd=elsewhere, env=env)  # the default model's int8 calibration is installed beside its weights
     restored = probe(elsewhere / "out.mp4")
     assert (restored.width, restored.height, restored.num_frames, restored.has_audio) == (160, 96, 4, True)

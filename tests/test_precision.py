@@ -49,7 +49,7 @@ def test_explicit_bf16_runs_anyway_but_warns_where_slow(fast_bf16):
 
 
 def test_bad_precision_is_one_line_error():
-    with pytest.raises(ValueError, match=r"^unknown precision 'fp16'; use auto, fp32, bf16$"):
+    with pytest.raises(ValueError, match=r"^unknown precision 'fp16'; use auto, fp32, bf16, int8$"):
         precision.resolve("fp16")
     with pytest.raises(ValueError, match="unknown precision"):
         Restorer("bicubic", precision="half")

@@ -28,7 +28,8 @@ from mmsd.evaluation.bench import (CONFIG_NAMES, LR_HW, PRECISIONS, Entry, cpu_f
                                    describe_cpu, entries, make_clip, profile_decoder, profile_mmsd, run_decode,
                                    sized_clip, time_forward, time_stream, time_train_step)
 from mmsd.media.fileio import atomic_path
-from mmsd.models import MODELS, weights
+from mmsd.models import MODELS, quantize, weights
+from mmsd.models.precision import INFERENCE_PRECISIONS
 from mmsd.restore.restorer import Restorer
 from mmsd.restore.threads import set_threads
 
@@ -71,9 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames restored at once by the torch engine, each on its share of the threads (default:"
                              " the Restorer's, one per thread for a centred model on the CPU; 1: one frame at a time)")
     parser.add_argument("--engines", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
-    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS,
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=INFERENCE_PRECISIONS[1:],
                         help="arithmetic of the torch engine's forwards, each timed (default: fp32 bf16; "
-                             "bf16 is autocast, fast only with AMX/AVX512-BF16)")
+                             "bf16 is autocast, fast only with AMX/AVX512-BF16; int8 for the models with a "
+                             "calibration, `mmsd.models.quantize`)")
     parser.add_argument("--train-steps", type=int, default=0, metavar="K",
                         help="also time a training step (batch 8, 32x32 LR) of each network, median of K "
                              "(default 0: no)")
@@ -152,17 +154,23 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
         folder = Path(folder)
         for entry, precision in itertools.product(todo, precisions):
+            calibration = _calibration(entry.weights) if precision == "int8" else None
+            if precision == "int8" and calibration is None:
+                print(f"  {entry.label} (int8): skipped, no int8 calibration beside its weights", flush=True)
+                continue
             network = entry.build()  # afresh: the Restorer below makes it channels-last
             result = {"label": entry.label, "arch": entry.arch, "weights": str(entry.weights or "random"),
                       "params": sum(p.numel() for p in network.parameters()), "precision": precision}
             if "torch" in args.engines:
-                result["forward_fps"] = time_forward(network, entry.config, frames=args.frames, batch=args.batch,
+                timed = network if calibration is None else quantize.quantize(
+                    network.to(memory_format=torch.channels_last), quantize.load_calibration(calibration))
+                result["forward_fps"] = time_forward(timed, entry.config, frames=args.frames, batch=args.batch,
                                                      precision=precision)
                 restorer = Restorer(network, config=entry.config, batch_size=args.batch, precision=precision,
-                                    workers=args.workers)
+                                    workers=args.workers, calibration=calibration)
                 result["stream_fps"] = time_stream(restorer, frames=args.frames)
                 result["workers"] = restorer.workers
-            if args.train_steps and entry.arch != "bicubic":
+            if args.train_steps and entry.arch != "bicubic" and precision != "int8":
                 result["train_step_seconds"] = time_train_step(entry.build(), entry.config, steps=args.train_steps,
                                                                precision=precision)
             if "onnx" in args.engines and entry.arch != "bicubic" and precision == "fp32":
@@ -256,7 +264,8 @@ def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[di
         else:
             source = folder / f"{entry.label}.safetensors"
             weights.save_model(source, name=entry.arch, config=entry.config, state=entry.build().state_dict())
-        models = [("torch", source, precision) for precision in precisions] if "torch" in args.engines else []
+        models = [("torch", source, precision) for precision in precisions
+                  if precision != "int8" or _calibration(source) is not None] if "torch" in args.engines else []
         if entry.label in onnx_files:
             models.append(("onnx", onnx_files[entry.label], "fp32"))
         for (engine, model, precision), overlap in itertools.product(models, (True, False)):
@@ -304,7 +313,7 @@ def run_profile(args: argparse.Namespace, todo: list[Entry], folder: Path,
     the decoder's other work."""
     profile = {}
     for entry, precision in itertools.product(todo, precisions):
-        if entry.arch != "mmsd":
+        if entry.arch != "mmsd" or precision == "int8":  # the stages of int8 are not timed apart
             continue
         network = entry.build()
         for batch, cached in ((1, False), (4, False), (args.batch, True)):
@@ -319,3 +328,11 @@ def run_profile(args: argparse.Namespace, todo: list[Entry], folder: Path,
         clip = make_clip(folder)
     profile["decoder besides the network, ms/frame"] = profile_decoder(clip)
     return profile
+
+
+def _calibration(weights: str | Path | None) -> Path | None:
+    """The int8 calibration kept beside a weights file, if any (`mmsd.models.quantize`)."""
+    if weights is None or str(weights) == "bicubic":
+        return None
+    path = quantize.calibration_path(weights)
+    return path if path.is_file() else None

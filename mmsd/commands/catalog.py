@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmsd.models import weights
+from mmsd.models import quantize, weights
 
 BICUBIC_PURPOSE = "the plain baseline: bicubic 4x upsampling of each decoded frame, no weights"
 RESTORATION_LR = (72, 120)  # (H, W): MACs of a restoration network per frame at the paper's LR size
@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         if info.validation:
             print(f"  validation: {info.validation}")
         print(f"  file: {info.source}" + (f" (card {info.card})" if info.card else ""))
+        if found[name] is not None and quantize.calibration_path(found[name]).is_file():
+            print(f"  int8: calibrated ({quantize.calibration_path(found[name]).name}; `--precision int8`, "
+                  "which auto picks on CPUs without fast bf16)")
     return 0
 
 

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f" {', '.join(emotions.NAMES)}, or an id 0..14")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--batch", type=int, help="frames per forward pass (default: 1 on the CPU, 4 on a GPU)")
-    precision.add_argument(parser)
+    precision.add_argument(parser, inference=True)
     parser.add_argument("--threads", type=int,
                         help=f"CPU threads for the network (default: the CPUs this process may use, {torch.get_num_threads()} here;"
                              " 1 is faster while other jobs keep the cores busy)")

@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--swap-audio", action="store_true",
                         help="mismatched-audio test: each clip gets the audio of the same sentence and emotion "
                              "spoken by the next actor (no figures, no rate sweep)")
-    add_precision_argument(parser)
+    add_precision_argument(parser, inference=True)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

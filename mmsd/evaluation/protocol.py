@@ -166,12 +166,13 @@ def load_model(spec: str, *, precision: str = "auto") -> EvalModel:
     """A model from 'bicubic', a name ('mmsd': shipped, or in $MMSD_MODELS) or a weights
     path; 'LABEL=SPEC' reports it under LABEL. A path's label is its file stem, or the run
     folder's name for a trainer's 'model.safetensors'. precision: of its forward on the CPU
-    (`mmsd.models.precision`; Bicubic is fp32 whatever it is)."""
-    precision = resolve_precision(precision)
+    (`mmsd.models.precision`; Bicubic is fp32 whatever it is; int8 with the calibration kept beside the
+    weights, `mmsd.models.quantize`)."""
     label, sep, target = spec.partition("=")
     if not sep or not label or "/" in label:
         label, target = "", spec
     if target == BICUBIC:
+        resolve_precision(precision)  # an unknown name is an error for Bicubic too
         return _bicubic(label or BICUBIC)
     path = find_model(target) or Path(target)
     if not path.is_file():
@@ -194,6 +195,14 @@ def load_model(spec: str, *, precision: str = "auto") -> EvalModel:
         raise MmsdError(f"{path}: cannot build model {name!r} from its file ({first})") from None
     if not label:
         label = path.parent.name if path.stem == "model" else path.stem
+    from mmsd.models import quantize
+
+    calibration = quantize.calibration_path(path)
+    precision = resolve_precision(precision, int8_ready=calibration.is_file())
+    if precision == "int8":
+        if not calibration.is_file():
+            raise MmsdError(f"model {target!r} has no int8 calibration ({calibration} not found)")
+        module = quantize.quantize(module, quantize.load_calibration(calibration))
     return EvalModel(label, name, str(path), config, module.eval(), info, precision=precision)
 
 

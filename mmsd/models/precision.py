@@ -1,4 +1,4 @@
-"""Arithmetic precision of the networks' forward passes: ``auto``, ``fp32`` or ``bf16``.
+"""Arithmetic precision of the networks' forward passes: ``auto``, ``fp32``, ``bf16`` or (inference) ``int8``.
 
 One place decides it for every front door (`mmsd train`, `finetune`, `eval`, `decode`,
 `bench` and the `Restorer`):
@@ -13,6 +13,10 @@ One place decides it for every front door (`mmsd train`, `finetune`, `eval`, `de
 * ``bf16`` asked for explicitly where it is not fast still runs (oneDNN emulates it on
   AVX-512 or AVX2) but with an `MmsdWarning`: on an AMD EPYC Zen 3 (AVX2) it measured 6-14x
   slower than fp32 (docs/speed.md, "bf16").
+* ``int8`` (inference only: decode, eval, bench) runs MMSD-Net's plain convolution stacks in int8 with the
+  activation scales of a calibration kept beside the weights (`mmsd.models.quantize`); the rest stays fp32.
+  ``auto`` picks it on a CPU without fast bf16 when the model has a calibration (on AVX2 only it measured
+  faster than fp32, and within 0.02 dB of it: docs/speed.md, "int8"), else fp32.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from pathlib import Path
 
 import torch
 
-from mmsd.errors import MmsdWarning
+from mmsd.errors import MmsdError, MmsdWarning
+from mmsd.models import quantize
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")  # training's; inference also has int8
+INFERENCE_PRECISIONS = (*PRECISIONS, "int8")
 CPUINFO = Path("/proc/cpuinfo")  # Linux; read only when torch lacks its CPU feature checks
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 # The instruction sets that decide the decoder's speed, as /proc/cpuinfo names them, in the order reported:
@@ -100,16 +106,22 @@ def has_fast_bf16(device: str | torch.device = "cpu") -> bool:
     return device.type == "cpu" and cpu_has_fast_bf16()
 
 
-def resolve(precision: str, device: str | torch.device = "cpu") -> str:
-    """The precision to run on `device`: ``"fp32"`` or ``"bf16"`` (``auto`` decided here).
+def resolve(precision: str, device: str | torch.device = "cpu", *, int8_ready: bool = False) -> str:
+    """The precision to run on `device`: ``"fp32"``, ``"bf16"`` or ``"int8"`` (``auto`` decided here).
 
-    Raises ValueError for a name not in PRECISIONS; warns (MmsdWarning) when ``bf16`` is
-    asked for on hardware that has no fast bf16."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    int8_ready: the model has an int8 calibration (inference only); ``auto`` picks int8 then on a CPU
+    without fast bf16. Raises ValueError for an unknown name, MmsdError for int8 off the CPU or without
+    torch's x86 quantized engine; warns (MmsdWarning) when ``bf16`` is asked for on hardware that has
+    no fast bf16."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use {', '.join(INFERENCE_PRECISIONS)}")
     fast = has_fast_bf16(device)
+    int8_here = torch.device(device).type == "cpu" and quantize.available()
     if precision == "auto":
-        return "bf16" if fast else "fp32"
+        return "bf16" if fast else "int8" if int8_ready and int8_here else "fp32"
+    if precision == "int8" and not int8_here:
+        raise MmsdError(f"int8 runs on a CPU with torch's x86 quantized engine, not here ({device}); "
+                        "use --precision fp32")
     if precision == "bf16" and not fast:
         where = "this CPU has no AMX or AVX512-BF16" if torch.device(device).type == "cpu" else f"{device} has no bf16"
         warnings.warn(f"bf16 requested, but {where}: it runs slower than fp32 here (--precision auto picks fp32)",
@@ -118,17 +130,20 @@ def resolve(precision: str, device: str | torch.device = "cpu") -> str:
 
 
 def autocast(precision: str, device: str | torch.device = "cpu") -> AbstractContextManager:
-    """The context to run forwards in at a resolved precision: bf16 autocast, or nothing for fp32."""
-    if precision == "fp32":
+    """The context to run forwards in at a resolved precision: bf16 autocast, or nothing for fp32 and int8
+    (whose quantized parts are in the network itself)."""
+    if precision in ("fp32", "int8"):
         return contextlib.nullcontext()
     if precision != "bf16":
         raise ValueError(f"autocast needs a resolved precision (fp32 or bf16), got {precision!r}")
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
-def add_argument(parser, *, default: str = "auto") -> None:
-    """The ``--precision`` option every front door shares."""
-    parser.add_argument("--precision", choices=PRECISIONS, default=default,
-                        help="arithmetic of the network's forward: bf16 autocast (weights stay fp32), fp32, or "
-                             "auto = bf16 where the hardware runs it fast (CPU with AMX/AVX512-BF16, CUDA "
-                             f"with bf16), else fp32 (default {default})")
+def add_argument(parser, *, default: str = "auto", inference: bool = False) -> None:
+    """The ``--precision`` option every front door shares (int8 too where it only runs networks)."""
+    parser.add_argument("--precision", choices=INFERENCE_PRECISIONS if inference else PRECISIONS, default=default,
+                        help="arithmetic of the network's forward: bf16 autocast (weights stay fp32), fp32"
+                             + (", int8 (MMSD-Net's convolutions, with the model's calibration)" if inference else "")
+                             + ", or auto = bf16 where the hardware runs it fast (CPU with AMX/AVX512-BF16, CUDA "
+                             "with bf16), else " + ("int8 where the model has a calibration, else " if inference
+                                                     else "") + f"fp32 (default {default})")

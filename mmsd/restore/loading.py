@@ -12,7 +12,7 @@ from torch import nn
 
 import mmsd.models as models
 from mmsd.errors import MmsdError
-from mmsd.models import weights
+from mmsd.models import quantize, weights
 from mmsd.models.bicubic import Bicubic, BicubicConfig
 
 # The decoder's default: MMSD-Net with a 3-frame window, the quality of `mmsd` (the paper's 5 frames, Table 1)
@@ -34,14 +34,7 @@ def load_network(model: str | os.PathLike) -> tuple[str, dict, nn.Module]:
     if text == BUILTIN:
         cfg = BicubicConfig()
         return BUILTIN, asdict(cfg), Bicubic(cfg)
-    path = Path(model)
-    if not (path.suffix == ".safetensors" or os.sep in text or path.is_file()):  # a name, even beside a folder "mmsd"
-        path = weights.find_model(text)
-        if path is None:
-            raise MmsdError(
-                f"no model {text!r} (shipped, or ${weights.MODELS_ENV}); available: {', '.join(shipped_models())}"
-                " (or give a path to a .safetensors model file)"
-            )
+    path = weights_path(model)
     name, config, tensors, _ = weights.read_model(path)
     try:
         network = models.build_model(name, config)
@@ -52,6 +45,26 @@ def load_network(model: str | os.PathLike) -> tuple[str, dict, nn.Module]:
     except RuntimeError as exc:
         raise MmsdError(f"{path}: weights do not fit model {name!r} ({_one_line(exc)})") from None
     return name, config, network
+
+
+def weights_path(model: str | os.PathLike) -> Path:
+    """The weights file of a shipped name or a file path (MmsdError for an unknown name)."""
+    text, path = str(model), Path(model)
+    if path.suffix == ".safetensors" or os.sep in text or path.is_file():  # a name, even beside a folder "mmsd"
+        return path
+    found = weights.find_model(text)
+    if found is None:
+        raise MmsdError(f"no model {text!r} (shipped, or ${weights.MODELS_ENV}); available: "
+                        f"{', '.join(shipped_models())} (or give a path to a .safetensors model file)")
+    return found
+
+
+def int8_calibration(model: str | os.PathLike) -> Path | None:
+    """The int8 calibration kept beside a model's weights (`mmsd.models.quantize`), or None."""
+    if str(model) == BUILTIN:
+        return None
+    path = quantize.calibration_path(weights_path(model))
+    return path if path.is_file() else None
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:

@@ -54,7 +54,8 @@ Choices:
   causal (low-latency) models default to one worker, and so do GPUs and the onnx engine. Each
   worker holds the working memory of one frame (of one tile, for a tiled frame).
 * Precision. ``auto`` (the default) runs the torch engine's forwards in bf16 autocast where the
-  hardware has fast bf16 (AMX or AVX512-BF16 CPUs, bf16 GPUs) and in fp32 elsewhere, as
+  hardware has fast bf16 (AMX or AVX512-BF16 CPUs, bf16 GPUs); elsewhere on the CPU MMSD-Net's
+  convolutions in int8 when the model has a calibration (`mmsd.models.quantize`), else fp32, as
   `mmsd.models.precision` decides; the weights stay fp32. The onnx engine runs fp32.
 """
 
@@ -77,7 +78,8 @@ from mmsd.media.audio import MfccConfig, RunningCmvn, model_norm
 from mmsd.models.precision import autocast, resolve as resolve_precision
 from mmsd.restore import tiling
 from mmsd.restore.files import OUTPUT_CRF, OUTPUT_PRESET, DecodeReport, restore_file
-from mmsd.restore.loading import DEFAULT_MODEL, load_network, to_onnx
+from mmsd.models import quantize
+from mmsd.restore.loading import DEFAULT_MODEL, int8_calibration, load_network, to_onnx
 from mmsd.restore.threads import Workers, run_on_one_thread
 
 ENGINES = ("torch", "onnx")
@@ -108,12 +110,15 @@ class Restorer:
             A frame that fits one tile is restored whole, as with 0.
         max_output_pixels: refuse (MmsdError, before restoring anything) a video whose output would
             have more pixels than this; None: no limit.
-        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (`mmsd.models.precision`; bf16 with the torch
-            engine only). The resolved one is ``self.precision``.
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"int8"`` (`mmsd.models.precision`; bf16 and int8
+            with the torch engine only, int8 on the CPU with a calibration). The resolved one is
+            ``self.precision``.
         workers: frames restored at once, each on a thread of its own with torch's threads shared
             among them (at least one each); 1: one frame at a time on all of torch's threads, in the
             caller's thread. None: one per torch thread for a centred model with the torch engine on
             the CPU, else 1 (causal models keep their zero latency, GPUs batch instead).
+        calibration: the int8 calibration file of the model (`mmsd.models.quantize`). None: the one kept
+            beside a named or file model's weights, if any (an ``nn.Module`` has none unless given).
     """
 
     def __init__(
@@ -128,6 +133,7 @@ class Restorer:
         max_output_pixels: int | None = MAX_OUTPUT_PIXELS,
         precision: str = "auto",
         workers: int | None = None,
+        calibration: str | os.PathLike | None = None,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -145,7 +151,6 @@ class Restorer:
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 4)
         if self.engine == "onnx" and precision not in ("auto", "fp32"):
             raise ValueError(f"precision {precision!r}: the onnx engine runs fp32 (use auto or fp32)")
-        self.precision = "fp32" if self.engine == "onnx" else resolve_precision(precision, self.device)
         # what the user asked for ('mmsd-real', a path): reports name it; self.name is the architecture
         self.label = str(model) if not isinstance(model, nn.Module) else type(model).__name__.lower()
         if onnx_file:
@@ -160,6 +165,8 @@ class Restorer:
                 self.name, self.config, network = type(model).__name__.lower(), dict(config), model
             else:
                 self.name, self.config, network = load_network(model)
+            if calibration is None and self.engine == "torch" and not isinstance(model, nn.Module):
+                calibration = int8_calibration(model)
             network = network.to(self.device).eval()
             if self.engine == "torch" and self.device.type == "cpu":
                 # oneDNN's convolutions run 10-90% faster on NHWC weights and activations (docs/speed.md)
@@ -169,6 +176,15 @@ class Restorer:
                     run_on_one_thread(audio_encoder)
             if self.engine == "onnx":
                 network = to_onnx(network, self.name, self.config, cache=not isinstance(model, nn.Module))
+        self.precision = ("fp32" if self.engine == "onnx" else
+                          resolve_precision(precision, self.device, int8_ready=calibration is not None))
+        if self.precision == "int8" and calibration is None and self.name == "bicubic":
+            self.precision = "fp32"  # nothing to quantize
+        if self.precision == "int8":
+            if calibration is None:
+                raise MmsdError(f"model {self.label} has no int8 calibration (NAME.int8.json "
+                                "beside its weights; scripts/calibrate_int8.py makes one): use --precision fp32")
+            network = quantize.quantize(network, quantize.load_calibration(calibration))
         self.model = network
         # MMSD-Net's per-frame features, computed once per frame instead of once per window
         self._frame_features = getattr(network, "frame_features", None) if self.engine == "torch" else None
