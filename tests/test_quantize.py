@@ -4,6 +4,10 @@ float one restores, a calibration fits only its own network, and `auto` picks in
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +128,21 @@ def test_the_shipped_default_decodes_in_int8_close_to_fp32(one_thread):
         assert restorer.precision == name
         outputs[name] = np.stack(list(restorer.restore_frames(frames, mfcc=mfcc, emotion="neutral")))
     assert metrics.psnr(outputs["int8"], outputs["fp32"]) >= 35.0
+
+
+def test_quantizing_does_not_import_the_compiler_stack():
+    """FX records source traces by default, which imports torch._dynamo / _inductor (1,200 modules, seconds of
+    every int8 decode's start-up); `quantize` turns that off."""
+    code = ("import sys, torch, test_quantize as t; from mmsd.models import quantize; config, net = t._tiny(); "
+            "quantize.quantize(net, {p: torch.tensor([[0.05, 64.0]] * n) for p, n in t._observer_counts(net).items()}); "
+            "print(sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parent, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _observer_counts(network) -> dict[str, int]:
+    """How many activation scales each part of `network` needs (a calibration's row counts)."""
+    return {path: len(list(quantize._named_observers(quantize._prepare(quantize._get(network, path)))))
+            for path in quantize.PARTS}

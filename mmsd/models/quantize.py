@@ -21,6 +21,7 @@ has them, and `--precision auto` picks int8 only where it measured faster (docs/
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import warnings
 from collections.abc import Callable
@@ -83,7 +84,16 @@ def quantize(network: nn.Module, calibration: dict[str, Tensor]) -> nn.Module:
     if missing:
         raise MmsdError(f"int8 calibration lacks {', '.join(missing)}: it was made for another network")
     torch.backends.quantized.engine = ENGINE
-    network = copy.deepcopy(network).eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the conversion's small ops: on two threads OpenMP wake-ups made it 3x slower
+    try:
+        return _quantized(copy.deepcopy(network).eval(), calibration)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _quantized(network: nn.Module, calibration: dict[str, Tensor]) -> nn.Module:
+    """`quantize` on a copy of the network."""
     for path in PARTS:
         prepared = _prepare(_get(network, path))
         observers = dict(_named_observers(prepared))
@@ -97,7 +107,7 @@ def quantize(network: nn.Module, calibration: dict[str, Tensor]) -> nn.Module:
                 quant_min=observer.quant_min, quant_max=observer.quant_max))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # FX's notes on fixed-qparams observers and deprecations
-            converted = torch.ao.quantization.quantize_fx.convert_fx(prepared)
+            converted = torch.ao.quantization.quantize_fx.convert_fx(prepared, backend_config=_backend()[1])
         _set(network, path, Int8Part(converted))
     return network
 
@@ -141,7 +151,6 @@ class Int8Part(nn.Module):
 
 def _prepare(part: nn.Module) -> nn.Module:
     """The part with observers (FX, x86 default qconfig), channels-last, its activations not in place."""
-    from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx
 
     part = copy.deepcopy(part).eval().to(memory_format=torch.channels_last)
@@ -150,9 +159,26 @@ def _prepare(part: nn.Module) -> nn.Module:
             module.inplace = False  # quantized activations are not in place; torch warns on every call otherwise
     channels = next(m for m in part.modules() if isinstance(m, nn.Conv2d)).in_channels
     example = torch.zeros(1, channels, 8, 8).contiguous(memory_format=torch.channels_last)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return prepare_fx(part, get_default_qconfig_mapping(ENGINE), (example,))
+    qconfig_mapping, backend_config = _backend()
+    quiet = torch.fx.config.do_not_emit_stack_traces
+    # no source traces in the graph: recording them imports torch's compiler stack (1,200 modules, seconds)
+    torch.fx.config.do_not_emit_stack_traces = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return prepare_fx(part, qconfig_mapping, (example,), backend_config=backend_config)
+    finally:
+        torch.fx.config.do_not_emit_stack_traces = quiet
+
+
+@functools.cache
+def _backend():
+    """(qconfig mapping, backend config) of ENGINE, built once: FX builds the backend config anew on every
+    call otherwise (0.1 s each, three times a part)."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.backend_config import get_native_backend_config
+
+    return get_default_qconfig_mapping(ENGINE), get_native_backend_config()
 
 
 def _named_observers(prepared: nn.Module):
