@@ -82,6 +82,9 @@ def test_a_calibration_fits_only_its_own_configuration():
         quantize.quantize(network, calibration)
     with pytest.raises(MmsdError, match="lacks reconstruction.up"):
         quantize.quantize(network, {k: v for k, v in calibration.items() if k != "reconstruction.up"})
+    edvr = build_model("edvr", dataclasses.asdict(load_config("small", model="edvr")))
+    with pytest.raises(MmsdError, match="int8 runs MMSD-Net's convolutions; this EDVR has no video.extract"):
+        quantize.quantize(edvr, calibration)
 
 
 def test_auto_picks_int8_only_without_fast_bf16_and_with_a_calibration(monkeypatch):

@@ -80,6 +80,10 @@ def quantize(network: nn.Module, calibration: dict[str, Tensor]) -> nn.Module:
     """A copy of `network` whose PARTS run in int8 with the activation scales of `calibration`."""
     if not available():
         raise MmsdError(f"int8: this torch build has no {ENGINE} quantized engine; use --precision fp32")
+    absent = [path for path in PARTS if not isinstance(_get(network, path, None), nn.Module)]
+    if absent:
+        raise MmsdError(f"int8 runs MMSD-Net's convolutions; this {type(network).__name__} has no "
+                        f"{', '.join(absent)}: use --precision fp32")
     missing = [path for path in PARTS if path not in calibration]
     if missing:
         raise MmsdError(f"int8 calibration lacks {', '.join(missing)}: it was made for another network")
@@ -191,9 +195,10 @@ def _observers(prepared: nn.Module) -> list[nn.Module]:
     return [observer for _, observer in _named_observers(prepared)]
 
 
-def _get(module: nn.Module, path: str) -> nn.Module:
+def _get(module: nn.Module, path: str, *default):
+    """The submodule at the attribute path; `default` (if given) where there is none."""
     for name in path.split("."):
-        module = getattr(module, name)
+        module = getattr(module, name, *default)
     return module
 
 

@@ -75,10 +75,10 @@ import mmsd.models as models
 from mmsd import emotions
 from mmsd.errors import MmsdError
 from mmsd.media.audio import MfccConfig, RunningCmvn, model_norm
+from mmsd.models import quantize
 from mmsd.models.precision import autocast, resolve as resolve_precision
 from mmsd.restore import tiling
 from mmsd.restore.files import OUTPUT_CRF, OUTPUT_PRESET, DecodeReport, restore_file
-from mmsd.models import quantize
 from mmsd.restore.loading import DEFAULT_MODEL, int8_calibration, load_network, to_onnx
 from mmsd.restore.threads import Workers, run_on_one_thread
 
