@@ -5,7 +5,7 @@ three seeds each, the same data, recipe and iterations, resumably.
     python scripts/claim.py train edvr:1 mmsd-hq:1  # some chains
     python scripts/claim.py train edvr:long mmsd-hq:long  # the learning-curve runs (LONG_ITERATIONS)
     python scripts/claim.py status                # where each chain is, and its wall time so far
-    python scripts/claim.py evaluate              # the finished chains on the synthetic test actors
+    python scripts/claim.py evaluate              # the finished chains not yet scored, on the synthetic test actors
     python scripts/claim.py evaluate --shipped    # ... and the shipped edvr and mmsd, for reference
     python scripts/claim.py report                # results/claim.md from the scores kept
 
@@ -159,16 +159,17 @@ def chain_label(name: str, seed: int) -> str:
 
 
 def evaluate_models(labelled: dict[str, str]) -> None:
-    """Score models (label -> weights path or shipped name) on the test actors; write one scores file each."""
+    """Score models (label -> weights path or shipped name) on the test actors, one at a time; write one
+    scores file each as soon as it is scored (an evaluation killed midway keeps the models it finished)."""
     from mmsd.evaluation.protocol import FrameSubset, evaluate, load_models
     from mmsd.evaluation.tables import group_means
     from mmsd.models.weights import find_model, read_model
 
-    models = load_models([f"{label}={target}" for label, target in labelled.items()])
-    rows = evaluate(ROOT / "data" / "cache", models, subset=FrameSubset(per_clip=FRAMES_PER_CLIP))
-    means = group_means(rows, ("model", "crf", "clip"), ("face_psnr", "mouth_psnr"))  # per clip: its frames' mean
     (RESULTS / "scores").mkdir(parents=True, exist_ok=True)
     for label, target in labelled.items():
+        models = load_models([f"{label}={target}"])
+        rows = evaluate(ROOT / "data" / "cache", models, subset=FrameSubset(per_clip=FRAMES_PER_CLIP))
+        means = group_means(rows, ("model", "crf", "clip"), ("face_psnr", "mouth_psnr"))  # per clip: its frames' mean
         scores = {str(crf): {clip: [m["face_psnr"], m["mouth_psnr"]]
                              for (model, c, clip), m in sorted(means.items()) if model == label and c == crf}
                   for crf in CRFS}
@@ -244,6 +245,7 @@ def main() -> int:
     sub.add_parser("status", help="where each chain is")
     scoring = sub.add_parser("evaluate", help="score the finished chains on the test actors")
     scoring.add_argument("--shipped", action="store_true", help="also the shipped edvr and mmsd, for reference")
+    scoring.add_argument("--again", action="store_true", help="also the models already scored")
     sub.add_parser("report", help="results/claim.md from the scores kept")
     args = parser.parse_args()
     if args.command == "status":
@@ -257,8 +259,10 @@ def main() -> int:
                     for seed in SEEDS for name in MODELS if finished(chain_folder(name, seed) / "stage3")}
         if args.shipped:
             labelled |= SHIPPED_REFERENCE
+        if not args.again:
+            labelled = {label: target for label, target in labelled.items() if load_scores(label) is None}
         if not labelled:
-            raise SystemExit("nothing to evaluate: no chain has finished (python scripts/claim.py status)")
+            raise SystemExit("nothing to evaluate: every finished chain is scored (--again scores them anew)")
         evaluate_models(labelled)
         return 0
     chains = args.chains or [(name, seed) for seed in SEEDS for name in MODELS]
