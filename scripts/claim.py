@@ -1,7 +1,7 @@
 """The paper's claim at equal compute (issue 36): MMSD-Net grown to EDVR small's MACs against EDVR small,
 three seeds each, the same data, recipe and iterations, resumably.
 
-    python scripts/claim.py train                 # every (model, seed) chain, two at a time, one thread each
+    python scripts/claim.py train                 # every (model, seed) chain, then the experiment, two at a time
     python scripts/claim.py train edvr:1 mmsd-hq:1  # some chains
     python scripts/claim.py train edvr:long mmsd-hq:long  # the learning-curve runs (LONG_ITERATIONS)
     python scripts/claim.py status                # where each chain is, and its wall time so far
@@ -21,6 +21,10 @@ at stage 2. The seed changes the weights' initialisation and the sampling of eve
 width 48 (the paper's 64 would double EDVR's MACs), a 32-channel upsampler and EDVR small's 4 offset groups
 (`HQ`). EDVR small's stage 1 for seed 0 is the one shipped up to commit STAGE1_COMMIT (this recipe, seed 0,
 trained on 2026-11-30 with that day's code), read from git rather than trained again.
+
+The experiment (`EXPERIMENTS`, seed 0, after the seeds): `mmsd-hq-image`, mmsd-hq without its audio and
+emotion branches at the same 15.2 GMACs, which says whether MMSD-Net's lead over EDVR is its video design or
+the modalities EDVR lacks (the report compares it with both, face and mouth).
 
 Runs go to runs/claim/NAME-sSEED/{stage1,stage3}; each stage keeps snapshots every 1,000 iterations. The
 learning curves come from runs/claim/NAME-s0/long: stage 1 of seed 0 on a 12,000-iteration cosine (3x
@@ -58,6 +62,13 @@ MODELS: dict[str, tuple[list[str], list[str]]] = {
     "edvr": (["--model", "edvr"], []),
     "mmsd-hq": (["--model", "mmsd", "--set", *HQ], train_shipped.REAL_AUDIO),
 }
+# the experiment that says which part decides (seed 0, after the seeds): mmsd-hq without its audio and emotion
+# branches, 15.17 GMACs (the branches are 0.5% of the MACs): is MMSD-Net ahead of EDVR by its video design
+# (alignment at LR, fusion, reconstruction) or by the two modalities EDVR does not have?
+EXPERIMENTS: dict[str, tuple[list[str], list[str]]] = {
+    "mmsd-hq-image": (["--model", "mmsd", "--set", *HQ, "audio=false", "emotion=false"], []),
+}
+CHAINS = MODELS | EXPERIMENTS
 STAGE3_RECIPE = "D"
 LONG_ITERATIONS = 12_000  # the learning-curve run: stage 1 of seed 0 on a 3x longer cosine (NAME:long)
 RESULTS = ROOT / "results" / "claim"
@@ -68,7 +79,7 @@ SHIPPED_REFERENCE = {"edvr-shipped": "edvr", "mmsd-shipped": "mmsd"}  # label ->
 
 def stage_arguments(name: str, seed: int, stage: str, data: Path, out: Path, init: Path | None) -> list[str]:
     """`mmsd train` arguments of one stage of one chain (the seed last, so it wins)."""
-    stage1, stage3 = MODELS[name]
+    stage1, stage3 = CHAINS[name]
     if stage in ("stage1", "long"):
         longer = ["--iterations", str(LONG_ITERATIONS)] if stage == "long" else []
         return ["--data", str(data), "--out", str(out), *train_shipped.COMMON, *stage1, "--snapshot-every", "1000",
@@ -123,8 +134,8 @@ def run_chain(name: str, seed: int | str, threads: int) -> int:
 def parse_chain(spec: str) -> tuple[str, int | str]:
     """NAME:SEED, or NAME:long (the learning-curve run)."""
     name, _, seed = spec.partition(":")
-    if name not in MODELS or not (seed.isdigit() or seed == "long"):
-        raise argparse.ArgumentTypeError(f"NAME:SEED or NAME:long with NAME in {', '.join(MODELS)}, got {spec!r}")
+    if name not in CHAINS or not (seed.isdigit() or seed == "long"):
+        raise argparse.ArgumentTypeError(f"NAME:SEED or NAME:long with NAME in {', '.join(CHAINS)}, got {spec!r}")
     return name, int(seed) if seed.isdigit() else seed
 
 
@@ -132,9 +143,9 @@ def status() -> None:
     from mmsd.models.weights import read_model
 
     for seed in SEEDS:
-        for name in MODELS:
+        for name in CHAINS if seed == 0 else MODELS:
             parts = []
-            for stage in ("stage1", "stage3", "long")[:3 if seed == 0 else 2]:
+            for stage in ("stage1", "stage3", "long")[:3 if seed == 0 and name in MODELS else 2]:
                 run = chain_folder(name, seed) / stage
                 info = run / "run.json"
                 if finished(run) and not info.is_file():
@@ -213,6 +224,11 @@ def report() -> None:
     pairs = [(load_scores(chain_label("mmsd-hq", s)), load_scores(chain_label("edvr", s))) for s in SEEDS]
     pairs = [(a, b) for a, b in pairs if a and b]
     groups = [("mmsd-hq - edvr, equal compute (stage 1 + real-video stage)", pairs)]
+    image = load_scores(chain_label("mmsd-hq-image", 0))
+    seed0 = [(load_scores(chain_label("mmsd-hq", 0)), load_scores(chain_label("edvr", 0)))]
+    if image and all(seed0[0]):
+        groups += [("mmsd-hq - mmsd-hq-image: what audio and emotion add at equal compute (seed 0)", [(seed0[0][0], image)]),
+                   ("mmsd-hq-image - edvr: MMSD-Net's video design alone against EDVR (seed 0)", [(image, seed0[0][1])])]
     shipped = [load_scores(label) for label in SHIPPED_REFERENCE]
     if all(shipped):
         groups.append(("shipped mmsd - shipped edvr (stages 1 + 2, one seed; 4.44 against 15.25 GMACs)",
@@ -256,7 +272,7 @@ def main() -> int:
         return 0
     if args.command == "evaluate":
         labelled = {chain_label(name, seed): str(chain_folder(name, seed) / "stage3" / "model.safetensors")
-                    for seed in SEEDS for name in MODELS if finished(chain_folder(name, seed) / "stage3")}
+                    for seed in SEEDS for name in CHAINS if finished(chain_folder(name, seed) / "stage3")}
         if args.shipped:
             labelled |= SHIPPED_REFERENCE
         if not args.again:
@@ -265,7 +281,8 @@ def main() -> int:
             raise SystemExit("nothing to evaluate: every finished chain is scored (--again scores them anew)")
         evaluate_models(labelled)
         return 0
-    chains = args.chains or [(name, seed) for seed in SEEDS for name in MODELS]
+    chains = args.chains or [*((name, seed) for seed in SEEDS for name in MODELS),
+                             *((name, 0) for name in EXPERIMENTS)]
     threads = max(1, (os.cpu_count() or 1) // args.parallel)
     started = time.monotonic()
     with ThreadPoolExecutor(args.parallel) as pool:

@@ -55,5 +55,9 @@ def test_both_models_get_one_recipe_and_the_seed_decides(claim, tmp_path):
     long = claim.stage_arguments("edvr", 0, "long", data, out, None)
     assert long[long.index("--iterations", long.index("--iterations") + 1) + 1] == str(claim.LONG_ITERATIONS)
     assert claim.parse_chain("mmsd-hq:long") == ("mmsd-hq", "long")
+    image = claim.stage_arguments("mmsd-hq-image", 0, "stage1", data, out, None)
+    assert [x for x in image if x not in ("audio=false", "emotion=false")] == claim.stage_arguments(
+        "mmsd-hq", 0, "stage1", data, out, None)  # the experiment is mmsd-hq without its two branches
+    assert claim.parse_chain("mmsd-hq-image:0") == ("mmsd-hq-image", 0)
     with pytest.raises(Exception, match="NAME:SEED"):
         claim.parse_chain("dbpn:1")
