@@ -56,6 +56,7 @@ def test_bad_precision_is_one_line_error():
 
 
 def test_cpu_detection_reads_torch_then_the_kernel_flags(monkeypatch, tmp_path):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # set below; a run under an ISA limit has it already
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     assert precision.cpu_has_fast_bf16()
