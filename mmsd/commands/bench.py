@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="mmsd-bench-") as folder:
         folder = Path(folder)
         for entry, precision in itertools.product(todo, precisions):
-            calibration = _calibration(entry.weights) if precision == "int8" else None
+            calibration = quantize.calibration_beside(entry.weights) if precision == "int8" and entry.weights else None
             if precision == "int8" and calibration is None:
                 print(f"  {entry.label} (int8): skipped, no int8 calibration beside its weights", flush=True)
                 continue
@@ -162,8 +162,8 @@ def run(args: argparse.Namespace) -> int:
             result = {"label": entry.label, "arch": entry.arch, "weights": str(entry.weights or "random"),
                       "params": sum(p.numel() for p in network.parameters()), "precision": precision}
             if "torch" in args.engines:
-                timed = network if calibration is None else quantize.quantize(
-                    network.to(memory_format=torch.channels_last), quantize.load_calibration(calibration))
+                timed = network if calibration is None else quantize.quantize_with(
+                    network.to(memory_format=torch.channels_last), calibration, entry.label)
                 result["forward_fps"] = time_forward(timed, entry.config, frames=args.frames, batch=args.batch,
                                                      precision=precision)
                 restorer = Restorer(network, config=entry.config, batch_size=args.batch, precision=precision,
@@ -265,7 +265,7 @@ def run_end_to_end(args: argparse.Namespace, todo: list[Entry], results: list[di
             source = folder / f"{entry.label}.safetensors"
             weights.save_model(source, name=entry.arch, config=entry.config, state=entry.build().state_dict())
         models = [("torch", source, precision) for precision in precisions
-                  if precision != "int8" or _calibration(source) is not None] if "torch" in args.engines else []
+                  if precision != "int8" or quantize.calibration_beside(source)] if "torch" in args.engines else []
         if entry.label in onnx_files:
             models.append(("onnx", onnx_files[entry.label], "fp32"))
         for (engine, model, precision), overlap in itertools.product(models, (True, False)):
@@ -328,11 +328,3 @@ def run_profile(args: argparse.Namespace, todo: list[Entry], folder: Path,
         clip = make_clip(folder)
     profile["decoder besides the network, ms/frame"] = profile_decoder(clip)
     return profile
-
-
-def _calibration(weights: str | Path | None) -> Path | None:
-    """The int8 calibration kept beside a weights file, if any (`mmsd.models.quantize`)."""
-    if weights is None or str(weights) == "bicubic":
-        return None
-    path = quantize.calibration_path(weights)
-    return path if path.is_file() else None

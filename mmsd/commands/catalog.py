@@ -64,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
         if info.validation:
             print(f"  validation: {info.validation}")
         print(f"  file: {info.source}" + (f" (card {info.card})" if info.card else ""))
-        if found[name] is not None and quantize.calibration_path(found[name]).is_file():
-            print(f"  int8: calibrated ({quantize.calibration_path(found[name]).name}; `--precision int8`, "
-                  "which auto picks on CPUs without fast bf16)")
+        calibration = quantize.calibration_beside(found[name]) if found[name] is not None else None
+        if calibration is not None:
+            print(f"  int8: calibrated ({calibration.name}; `--precision int8`, which auto picks on CPUs without "
+                  "fast bf16)")
     return 0
 
 

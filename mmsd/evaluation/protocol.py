@@ -197,12 +197,10 @@ def load_model(spec: str, *, precision: str = "auto") -> EvalModel:
         label = path.parent.name if path.stem == "model" else path.stem
     from mmsd.models import quantize
 
-    calibration = quantize.calibration_path(path)
-    precision = resolve_precision(precision, int8_ready=calibration.is_file())
+    calibration = quantize.calibration_beside(path)
+    precision = resolve_precision(precision, int8_ready=calibration is not None)
     if precision == "int8":
-        if not calibration.is_file():
-            raise MmsdError(f"model {target!r} has no int8 calibration ({calibration} not found)")
-        module = quantize.quantize(module, quantize.load_calibration(calibration))
+        module = quantize.quantize_with(module, calibration, target)
     return EvalModel(label, name, str(path), config, module.eval(), info, precision=precision)
 
 

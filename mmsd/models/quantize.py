@@ -142,6 +142,20 @@ def calibration_path(weights: str | Path) -> Path:
     return weights.with_name(weights.name.removesuffix(".safetensors") + ".int8.json")
 
 
+def calibration_beside(weights: str | Path) -> Path | None:
+    """The int8 calibration kept beside a weights file, or None if it has none."""
+    path = calibration_path(weights)
+    return path if path.is_file() else None
+
+
+def quantize_with(network: nn.Module, calibration: str | Path | None, label: str) -> nn.Module:
+    """`quantize` with the calibration file `calibration`; MmsdError (one line) when the model `label` has none."""
+    if calibration is None:
+        raise MmsdError(f"model {label} has no int8 calibration (NAME.int8.json beside its weights; "
+                        "scripts/calibrate_int8.py makes one): use --precision fp32")
+    return quantize(network, load_calibration(calibration))
+
+
 class Int8Part(nn.Module):
     """A quantized part: float (B, C, H, W) in, float out; the input is taken channels-last and fp32."""
 

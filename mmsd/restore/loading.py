@@ -63,8 +63,7 @@ def int8_calibration(model: str | os.PathLike) -> Path | None:
     """The int8 calibration kept beside a model's weights (`mmsd.models.quantize`), or None."""
     if str(model) == BUILTIN:
         return None
-    path = quantize.calibration_path(weights_path(model))
-    return path if path.is_file() else None
+    return quantize.calibration_beside(weights_path(model))
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:

@@ -181,10 +181,7 @@ class Restorer:
         if self.precision == "int8" and calibration is None and self.name == "bicubic":
             self.precision = "fp32"  # nothing to quantize
         if self.precision == "int8":
-            if calibration is None:
-                raise MmsdError(f"model {self.label} has no int8 calibration (NAME.int8.json "
-                                "beside its weights; scripts/calibrate_int8.py makes one): use --precision fp32")
-            network = quantize.quantize(network, quantize.load_calibration(calibration))
+            network = quantize.quantize_with(network, calibration, self.label)
         self.model = network
         # MMSD-Net's per-frame features, computed once per frame instead of once per window
         self._frame_features = getattr(network, "frame_features", None) if self.engine == "torch" else None
