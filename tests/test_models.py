@@ -294,12 +294,28 @@ def test_bicubic_skip_is_torchs_bicubic(scale):
 
 
 def test_the_bicubic_skip_serves_autograd_after_an_inference_mode_decode():
-    """Its kernel is cached: made first under inference_mode (a decode), it must still work in training."""
-    from mmsd.models.blocks import _bicubic_kernel, upsample_bicubic
+    """Its weights are cached: made first under inference_mode (a decode), they must still work in training."""
+    from mmsd.models.blocks import _bicubic_weights, upsample_bicubic
 
-    _bicubic_kernel.cache_clear()
+    _bicubic_weights.cache_clear()
     with torch.inference_mode():
         upsample_bicubic(torch.rand(1, 3, 4, 5), 4)
     x = torch.rand(1, 3, 4, 5, requires_grad=True)
     upsample_bicubic(x, 4).sum().backward()
     assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_the_bicubic_skip_computes_after_a_trace_with_fake_tensors():
+    """`torch.onnx.export` traces with fake tensors: when its trace was the first to use the skip, a cached
+    kernel tensor was fake, and every later forward of the process gave symbolic values that no comparison
+    could read (tests/test_export.py failed when run alone)."""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    from mmsd.models.blocks import _bicubic_weights, upsample_bicubic
+
+    _bicubic_weights.cache_clear()
+    with FakeTensorMode():
+        upsample_bicubic(torch.rand(1, 3, 4, 5), 4)
+    out = upsample_bicubic(torch.ones(1, 3, 4, 5), 4)
+    assert not isinstance(out, FakeTensor)
+    assert torch.allclose(out, torch.ones(1, 3, 16, 20), atol=1e-6)

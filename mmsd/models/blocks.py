@@ -104,18 +104,25 @@ def upsample_bicubic(x: Tensor, scale: int) -> Tensor:
     return F.pixel_shuffle(phases, scale).reshape(b, c, h * scale, w * scale).to(x.dtype)
 
 
-@lru_cache
 def _bicubic_kernel(scale: int) -> Tensor:
     """(scale * scale, 1, 5, 5) float32: phase (py, px) weighs input rows and columns k-2..k+2 for output
-    pixel (scale*k + py, scale*k + px); the weights of each axis are computed in float64."""
-    with torch.inference_mode(False):  # cached: a tensor made in inference mode could not enter autograd later
-        taps = torch.zeros(scale, 5, dtype=torch.float64)  # row p: the weights for output pixel scale*k + p
-        for p in range(scale):
-            source = (p + 0.5) / scale - 0.5  # align_corners=False
-            first = math.floor(source)
-            for j in range(-1, 3):
-                taps[p, first + j + 2] = _cubic(j - (source - first))
-        return (taps[:, None, :, None] * taps[None, :, None, :]).reshape(scale * scale, 1, 5, 5).float()
+    pixel (scale*k + py, scale*k + px). Made anew from cached floats at each call: a cached tensor keeps the
+    mode it was first made in (an inference tensor cannot enter autograd; a fake one, made first while
+    `torch.onnx.export` traced the network, made every later forward of the process symbolic)."""
+    return torch.tensor(_bicubic_weights(scale), dtype=torch.float32).view(scale * scale, 1, 5, 5)
+
+
+@lru_cache
+def _bicubic_weights(scale: int) -> tuple[float, ...]:
+    """`_bicubic_kernel`'s weights, flat, each the product of a row's and a column's weight (float64)."""
+    taps = [[0.0] * 5 for _ in range(scale)]  # row p: the weights for output pixel scale*k + p
+    for p in range(scale):
+        source = (p + 0.5) / scale - 0.5  # align_corners=False
+        first = math.floor(source)
+        for j in range(-1, 3):
+            taps[p][first + j + 2] = _cubic(j - (source - first))
+    return tuple(taps[py][i] * taps[px][j] for py in range(scale) for px in range(scale)
+                 for i in range(5) for j in range(5))
 
 
 def _cubic(t: float, a: float = CUBIC_A) -> float:
