@@ -38,7 +38,9 @@ Bicubic (face PSNR per CRF, `mmsd eval`).
   single_face) and WolfgangLanger (the first half; the call: the second half). Beside each actual gain
   (personal - general) the predicted one: `mmsd personalize`'s own held-out gain at CRF 32. Writes
   results/personal/real-BASE[-TAG].md and .json; runs/personal/real-CLIP-BASE[-TAG]/ keeps the videos and
-  models (a personal model there is reused, not re-tuned).
+  models (a personal model there is reused, not re-tuned). `--clips wolfgang-ceiling --tag ceiling` (any
+  CLIP-ceiling) tunes on the call itself instead: the most footage of that person could give, a diagnosis
+  (is a clip's small gain the footage's fault or the network's?), never a result or a way to choose settings.
 
 `--iterations`, `--lr`, `--patch`, `--tune-only` and `--l2sp` are passed to `mmsd personalize` (default: its own) and
 recorded; `--tag` names the run folder of a non-default setting.
@@ -336,6 +338,9 @@ REAL_CLIPS = {
     "pyfeat": ([("face_noface", 0, None), ("noface_face", 0, None)], ("single_face", 0, None)),
     "wolfgang": ([("wolfgang", 0, 236)], ("wolfgang", 236, None)),  # first and second half
 }
+# Not the protocol: tuned on the call itself, so the model may memorise it; an upper bound on what footage of
+# the person can give the general model, for diagnosis only (issue 38's wolfgang), never for choosing settings.
+CEILING_CLIPS = {f"{clip}-ceiling": ([call], call) for clip, (_, call) in REAL_CLIPS.items()}
 REAL_CRF = 32
 
 
@@ -358,7 +363,7 @@ def real_check(clip: str, base: str, settings: dict, tag: str) -> dict:
 
     out = ROOT / "runs" / "personal" / "-".join(filter(None, ["real", clip, base, tag]))
     out.mkdir(parents=True, exist_ok=True)
-    footage, call = REAL_CLIPS[clip]
+    footage, call = (REAL_CLIPS | CEILING_CLIPS)[clip]
     videos = []
     for i, (name, start, stop) in enumerate(footage, start=1):
         path = out / f"footage{i}.mp4"
@@ -408,14 +413,21 @@ def real_protocol(clips: list[str], base: str, settings: dict, tag: str) -> None
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(rows, indent=1) + "\n")
     used = rows[0]
-    lines = [f"**`mmsd personalize --from {base}` on real video** (`python scripts/personal_check.py real --from "
-             f"{base}`{' ' + ' '.join(personalize_flags(settings)) if settings else ''}): lr {used['lr']:g}, "
+    command = ["python scripts/personal_check.py real --from", base, *personalize_flags(settings)]
+    if clips != list(REAL_CLIPS):
+        command += ["--clips", *clips]
+    if tag:
+        command += ["--tag", tag]
+    lines = [f"**`mmsd personalize --from {base}` on real video** (`{' '.join(command)}`): lr {used['lr']:g}, "
              f"{used['iterations']} iterations, L2-SP {used.get('l2sp', 0.0):g}. Tuned on earlier footage, scored "
              f"on a later call sent whole by `mmsd "
              f"encode --crf {REAL_CRF}` and restored as `mmsd decode` restores it: face PSNR (dB) on the per-frame "
              f"face boxes of every 2nd frame. Predicted: the gain `mmsd personalize` printed for its held-out "
              f"footage at CRF {REAL_CRF}; actual: personal - general on the call. Personal = the general weights "
-             f"where personalize found that the footage did not help.", "",
+             f"where personalize found that the footage did not help."
+             + (" CLIP-ceiling rows are tuned on the call itself (`CEILING_CLIPS`): what footage of the person "
+                "could give at most with these settings, not a result."
+                if any(clip in CEILING_CLIPS for clip in clips) else ""), "",
              "| clip | footage | call | Bicubic | general | personal | predicted | actual | footage helped | minutes |",
              "|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
@@ -441,8 +453,9 @@ def main() -> int:
     parser.add_argument("--tune-only", nargs="+", metavar="PART", help="personalize's --tune-only (default: all)")
     parser.add_argument("--l2sp", type=float, help="personalize's --l2sp (default: its own)")
     parser.add_argument("--tag", default="", help="suffix of the run folder, for settings other than the defaults")
-    parser.add_argument("--clips", nargs="+", choices=list(REAL_CLIPS), default=list(REAL_CLIPS),
-                        help="kind real: the clips of the protocol (default all)")
+    parser.add_argument("--clips", nargs="+", choices=[*REAL_CLIPS, *CEILING_CLIPS], default=list(REAL_CLIPS),
+                        help="kind real: the clips of the protocol (default all); CLIP-ceiling tunes on the call "
+                             "itself (an upper bound, not a result)")
     parser.add_argument("--frames-per-clip", type=int, default=4, help="scored frames per clip of an actor")
     parser.add_argument("--synth", type=Path, default=ROOT / "data" / "synth",
                         help="corpus of an actor's footage (default data/synth; e.g. one of another seed, whose "
@@ -452,7 +465,7 @@ def main() -> int:
     args = parser.parse_args()
     # personalize's options given here (the others: its own defaults)
     settings = {key: value for key in ("iterations", "lr", "patch", "tune_only", "l2sp")
-                if (value := getattr(args, key))}
+                if (value := getattr(args, key)) is not None}
     if args.kind == "summary":
         summary(ROOT / "results" / "personal")
         return 0
